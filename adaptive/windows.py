@@ -1,0 +1,138 @@
+"""Fixed-hop sliding windows: output that does not depend on how input is chunked."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_positive
+from .types import FloatArray
+
+__all__ = ["FixedHopWindows", "RingBuffer"]
+
+
+class RingBuffer:
+    """The most recent ``capacity`` samples of ``n_channels`` channels, with their times.
+
+    Parameters
+    ----------
+    n_channels : int
+        Number of channels.
+    capacity : int
+        Number of samples kept.
+    """
+
+    def __init__(self, n_channels: int, capacity: int) -> None:
+        if int(capacity) < 1:
+            raise ValueError(f"Invalid value for 'capacity': expected >= 1 sample, got {capacity!r}.")
+        self._cap = int(capacity)
+        # Every sample is stored twice (at i and i + capacity), so the last n samples are
+        # always one contiguous slice: O(n) pushes and reads, no shifting.
+        self._data = np.full((int(n_channels), 2 * self._cap), np.nan)
+        self._times = np.full(2 * self._cap, np.nan)
+        self._head = 0  # index of the next write, 0..capacity-1
+        self._n_total = 0  # samples ever pushed
+
+    @property
+    def n_total(self) -> int:
+        """Number of samples pushed since creation."""
+        return self._n_total
+
+    @property
+    def capacity(self) -> int:
+        """Number of samples kept."""
+        return self._cap
+
+    def push(self, data: FloatArray, times: FloatArray) -> None:
+        """Append ``data`` of shape (n_channels, n) with ``times`` of shape (n,)."""
+        n = data.shape[1]
+        if n == 0:
+            return
+        if n > self._cap:
+            data, times = data[:, -self._cap :], times[-self._cap :]
+            self._n_total += n - self._cap
+            n = self._cap
+        cap, h = self._cap, self._head
+        first = min(n, cap - h)
+        for off in (0, cap):
+            self._data[:, h + off : h + off + first] = data[:, :first]
+            self._times[h + off : h + off + first] = times[:first]
+            if first < n:
+                self._data[:, off : off + n - first] = data[:, first:]
+                self._times[off : off + n - first] = times[first:]
+        self._head = (h + n) % cap
+        self._n_total += n
+
+    def last(self, n: int) -> tuple[FloatArray, FloatArray]:
+        """Return copies of the last ``n`` samples and times (NaN where never filled)."""
+        if not 0 < n <= self._cap:
+            raise ValueError(f"Invalid value for 'n': expected 1..{self._cap}, got {n!r}.")
+        end = self._head + self._cap
+        return self._data[:, end - n : end].copy(), self._times[end - n : end].copy()
+
+
+class FixedHopWindows:
+    """Cut a stream into windows of ``window_n`` samples every ``hop_n`` samples.
+
+    A window ends at every sample whose 1-based index is a multiple of ``hop_n`` and once at
+    least ``window_n`` samples have arrived, whatever the chunk sizes, so estimates computed on
+    the windows are chunk-invariant.
+
+    Parameters
+    ----------
+    n_channels : int
+        Number of channels.
+    sfreq : float
+        Sampling rate in Hz.
+    window_s, hop_s : float
+        Window length and hop in seconds (rounded to whole samples).
+    capacity_s : float or None
+        Seconds of history to keep (at least ``window_s``); longer lets a caller read a
+        longer window with :meth:`history` for adaptive window lengths.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = FixedHopWindows(1, sfreq=4.0, window_s=2.0, hop_s=1.0)
+    >>> x = np.arange(12.0)[np.newaxis]
+    >>> [t for _, t in w.push(x, np.arange(12) / 4.0)]
+    [1.75, 2.75]
+    """
+
+    def __init__(
+        self,
+        n_channels: int,
+        sfreq: float,
+        window_s: float,
+        hop_s: float,
+        capacity_s: float | None = None,
+    ) -> None:
+        sfreq = check_positive("sfreq", sfreq)
+        self.window_n = max(1, int(round(check_positive("window_s", window_s) * sfreq)))
+        self.hop_n = max(1, int(round(check_positive("hop_s", hop_s) * sfreq)))
+        cap = self.window_n if capacity_s is None else max(self.window_n, int(round(capacity_s * sfreq)))
+        self._buf = RingBuffer(n_channels, cap)
+
+    @property
+    def n_total(self) -> int:
+        """Samples pushed so far."""
+        return self._buf.n_total
+
+    def history(self, n: int) -> tuple[FloatArray, FloatArray]:
+        """Return the last ``n`` samples (up to the capacity) and their times."""
+        return self._buf.last(min(n, self._buf.capacity))
+
+    def push(self, data: FloatArray, times: FloatArray) -> list[tuple[FloatArray, float]]:
+        """Add samples; return ``(window, t_end)`` for every window completed by them."""
+        out: list[tuple[FloatArray, float]] = []
+        n = data.shape[1]
+        start = 0
+        while start < n:
+            # samples until the next window boundary
+            to_boundary = self.hop_n - (self._buf.n_total % self.hop_n)
+            stop = min(n, start + to_boundary)
+            self._buf.push(data[:, start:stop], times[start:stop])
+            start = stop
+            if self._buf.n_total % self.hop_n == 0 and self._buf.n_total >= self.window_n:
+                win, t = self._buf.last(self.window_n)
+                out.append((win, float(t[-1])))
+        return out

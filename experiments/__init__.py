@@ -1,0 +1,1 @@
+"""Composition roots: the calmloop command line, session protocols, replay, reports, benchmarks."""

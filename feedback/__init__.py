@@ -1,0 +1,1 @@
+"""Everything that consumes estimates and decisions: visuals, audio, LSL outlets, recordings."""

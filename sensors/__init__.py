@@ -1,0 +1,1 @@
+"""Everything that produces chunks: BrainFlow headbands, LSL, recorded files, the simulated patient."""
