@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["MonotonicClock", "ManualClock"]
+__all__ = ["ManualClock", "MonotonicClock", "ScaledClock"]
 
 
 class MonotonicClock:
@@ -16,6 +16,34 @@ class MonotonicClock:
     def now(self) -> float:
         """Return seconds since the clock was created."""
         return time.monotonic() - self._t0
+
+
+class ScaledClock:
+    """Monotonic time run ``speed`` times faster than real time (simulated and replayed sources).
+
+    Parameters
+    ----------
+    speed : float
+        Session seconds per wall-clock second, > 0.
+    """
+
+    def __init__(self, speed: float = 1.0) -> None:
+        if not (speed > 0 and speed != float("inf")):
+            raise ValueError(
+                f"Invalid value for 'speed': expected a finite factor > 0, got {speed!r}. "
+                "Use 1 for real time, 10 for ten times faster."
+            )
+        self._speed = float(speed)
+        self._t0 = time.monotonic()
+
+    @property
+    def speed(self) -> float:
+        """Session seconds per wall-clock second."""
+        return self._speed
+
+    def now(self) -> float:
+        """Return scaled seconds since the clock was created."""
+        return (time.monotonic() - self._t0) * self._speed
 
 
 class ManualClock:

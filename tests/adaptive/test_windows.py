@@ -1,0 +1,64 @@
+"""Fixed-hop windows do not depend on how the stream is chunked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.testing import assert_array_equal
+
+from adaptive.windows import FixedHopWindows, RingBuffer
+
+X = np.random.default_rng(1).normal(size=(2, 1000))
+T = np.arange(1000) / 10.0
+
+
+def _windows(edges: list[int]) -> list[tuple[np.ndarray, float]]:
+    w = FixedHopWindows(2, sfreq=10.0, window_s=8.0, hop_s=1.0)
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        out += w.push(X[:, a:b], T[a:b])
+    return out
+
+
+def test_window_schedule() -> None:
+    out = _windows([0, 1000])
+    # first window once 80 samples arrived, then one per 10 samples
+    assert len(out) == (1000 - 80) // 10 + 1
+    win, t_end = out[0]
+    assert t_end == T[79]
+    assert_array_equal(win, X[:, :80])
+    assert_array_equal(out[-1][0], X[:, -80:])
+
+
+@given(st.lists(st.integers(min_value=1, max_value=999), max_size=30))
+def test_random_splits_give_identical_windows(cuts: list[int]) -> None:
+    ref = _windows([0, 1000])
+    got = _windows([0, *sorted(set(cuts)), 1000])
+    assert [t for _, t in got] == [t for _, t in ref]
+    for (a, _), (b, _) in zip(got, ref):
+        assert_array_equal(a, b)
+
+
+@given(st.integers(1, 60), st.lists(st.integers(1, 90), min_size=1, max_size=40))
+def test_ring_buffer_keeps_the_last_samples(capacity: int, sizes: list[int]) -> None:
+    rb = RingBuffer(2, capacity)
+    pos = 0
+    for k in sizes:
+        k = min(k, 1000 - pos)
+        rb.push(X[:, pos : pos + k], T[pos : pos + k])
+        pos += k
+        n = min(capacity, pos)
+        if n:
+            d, t = rb.last(n)
+            assert_array_equal(d, X[:, pos - n : pos])
+            assert_array_equal(t, T[pos - n : pos])
+    assert rb.n_total == pos
+
+
+def test_ring_buffer_rejects_bad_calls() -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        RingBuffer(1, 0)
+    with pytest.raises(ValueError, match="'n'"):
+        RingBuffer(1, 5).last(6)
