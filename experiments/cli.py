@@ -1,0 +1,102 @@
+"""The ``calmloop`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from adaptive.errors import EngineError
+
+logger = logging.getLogger(__name__)
+
+SOURCE_CHOICES = ("simulated", "synthetic", "muse-2", "muse-s", "muse-s-athena", "playback")
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("source")
+    g.add_argument(
+        "--source",
+        choices=SOURCE_CHOICES,
+        default="simulated",
+        help="where the data comes from (default: the simulated patient)",
+    )
+    g.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="with --source playback: BrainFlow files, one per preset, in the order "
+        "default (EEG) [auxiliary (motion) [ancillary (PPG)]]",
+    )
+    g.add_argument("--mac", help="Muse: Bluetooth MAC address of the headband (else: first found)")
+    g.add_argument("--serial", help="Muse: device name/serial, e.g. 'Muse-1A2B' (else: first found)")
+    g.add_argument(
+        "--ppg-preset",
+        default="p50",
+        choices=("p50", "p51", "p61", "none"),
+        help="Muse preset command that switches PPG on (default p50; 'none' leaves PPG off)",
+    )
+    g.add_argument("--connect-timeout", type=float, default=15.0, help="Muse: seconds to search (default 15)")
+    g.add_argument("--profile", default="compliant", help="simulated patient profile (default compliant)")
+    g.add_argument("--seed", type=int, default=0, help="simulated patient seed (default 0)")
+    g.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated source only: run N times faster than real time (default 1)",
+    )
+    g.add_argument("--verbose-device", action="store_true", help="let BrainFlow's own logger speak")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``calmloop`` command."""
+    parser = argparse.ArgumentParser(
+        prog="calmloop",
+        description="Biofeedback-adaptive breathing meditation before ketamine dosing.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("devices", help="list supported sources with their channels and rates")
+
+    p = sub.add_parser("acquire", help="stream a source and show live per-sensor figures")
+    _add_source_options(p)
+    p.add_argument("--duration", type=float, default=30.0, help="session seconds to acquire (default 30)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between status lines (default 1)")
+
+    p = sub.add_parser("demo", help="the main job: a session on the simulated patient, headless")
+    p.add_argument("--duration", type=float, default=20.0, help="simulated seconds (default 20)")
+    p.add_argument("--speed", type=float, default=4.0, help="times faster than real time (default 4)")
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``calmloop`` command; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    from . import acquire  # deferred: keeps --help fast
+
+    try:
+        if args.command == "devices":
+            return acquire.run_devices(sys.stdout)
+        if args.command == "acquire":
+            return acquire.run_acquire(args, sys.stdout)
+        if args.command == "demo":
+            return acquire.run_demo(args, sys.stdout)
+    except EngineError as exc:
+        print(f"calmloop: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("calmloop: interrupted", file=sys.stderr)
+        return 130
+    raise AssertionError(f"unhandled command {args.command!r}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
