@@ -1,0 +1,1 @@
+"""Benchmarks of calmloop's estimators against recorded data and peer methods."""
