@@ -126,19 +126,22 @@ def acquire(
     stats = {s.kind: StreamStats(s.kind, s.sfreq) for s in source.streams}
     source.start()
     try:
-        t0 = clock.now()
-        next_line = t0 + interval_s
+        # Session time starts with the clock (the simulated patient's first sample is at 0),
+        # so the duration counts session seconds, whatever start-up took.
+        next_line = interval_s
         while True:
             now = clock.now()
             for chunk in source.poll(now):
                 if chunk.kind not in stats:
                     stats[chunk.kind] = StreamStats(chunk.kind, chunk.sfreq)
                 stats[chunk.kind].update(chunk)
-            if now >= next_line or now - t0 >= duration_s:
-                out.write(_format_line(now - t0, source.status.value, [s.summary() for s in stats.values()]) + "\n")
+            done = now >= duration_s
+            if now >= next_line or done:
+                out.write(_format_line(now, source.status.value, [s.summary() for s in stats.values()]) + "\n")
                 out.flush()
-                next_line += interval_s
-            if now - t0 >= duration_s:
+                while next_line <= now:
+                    next_line += interval_s
+            if done:
                 break
             time.sleep(POLL_INTERVAL_S)
     finally:

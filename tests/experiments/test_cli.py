@@ -1,0 +1,64 @@
+"""The calmloop command line, run in-process as a user would type it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from experiments.cli import main
+
+
+def test_devices_lists_muse_channels_and_rates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    for name in ("simulated", "muse-2", "muse-s", "synthetic"):
+        assert f"\n  {name}\n" in out
+    assert "TP9, AF7, AF8, TP10" in out
+    assert "256.0 Hz" in out and "52.0 Hz" in out and "64.0 Hz" in out
+    assert "non-follower" in out  # simulated profiles are listed
+
+
+def test_acquire_simulated_prints_live_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    # 6 simulated seconds at 50x real time: about 0.12 s of wall time
+    assert main(["acquire", "--source", "simulated", "--duration", "6", "--speed", "50", "--interval", "2"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith("t=")]
+    assert len(lines) >= 3
+    assert "eeg" in lines[-1] and "ppg" in lines[-1] and "accel" in lines[-1]
+    summary = out.split("stream   nominal Hz")[1].splitlines()
+    eeg = next(ln for ln in summary if ln.startswith("eeg")).split()
+    assert float(eeg[1]) == 256.0
+    assert abs(float(eeg[2]) - 256.0) < 256.0 * 0.02  # measured rate within 2 % of nominal
+    assert int(eeg[3]) >= 5 * 256  # at least five seconds of samples
+    assert int(eeg[4]) == 0  # the simulated patient has no gaps unless told to
+
+
+def test_muse_without_adapter_fails_fast_with_what_to_check(capsys: pytest.CaptureFixture[str]) -> None:
+    from sensors.brainflow_source import bluetooth_adapters
+
+    if bluetooth_adapters():
+        pytest.skip("this machine has a Bluetooth adapter")
+    t0 = time.monotonic()
+    assert main(["acquire", "--source", "muse-2", "--duration", "2"]) == 2
+    assert time.monotonic() - t0 < 2.0
+    err = capsys.readouterr().err
+    assert err.startswith("calmloop: error:")
+    assert "Bluetooth" in err and "--mac" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["acquire", "--source", "playback"], "1 to 3 BrainFlow files"),
+        (["acquire", "--source", "playback", "/nonexistent/default.csv"], "does not exist"),
+        (["acquire", "--source", "simulated", "x.csv"], "FILE given with --source simulated"),
+        (["acquire", "--source", "synthetic", "--speed", "5"], "--speed"),
+        (["acquire", "--source", "simulated", "--profile", "sleepy"], "'--profile'"),
+        (["acquire", "--duration", "0"], "'--duration'"),
+    ],
+)
+def test_bad_options_give_one_clear_error(argv: list[str], match: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert match in capsys.readouterr().err
