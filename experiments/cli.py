@@ -14,7 +14,19 @@ logger = logging.getLogger(__name__)
 SOURCE_CHOICES = ("simulated", "synthetic", "muse-2", "muse-s", "muse-s-athena", "playback")
 
 
-def _add_source_options(p: argparse.ArgumentParser) -> None:
+def _speed(text: str) -> float | str:
+    if text == "max":
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (v > 0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected 'max' or a positive factor such as 10, got {text!r}")
+    return v
+
+
+def _add_source_options(p: argparse.ArgumentParser, *, allow_max: bool = False) -> None:
     g = p.add_argument_group("source")
     g.add_argument(
         "--source",
@@ -42,9 +54,11 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="simulated patient seed (default 0)")
     g.add_argument(
         "--speed",
-        type=float,
+        type=_speed if allow_max else float,
         default=1.0,
-        help="simulated source only: run N times faster than real time (default 1)",
+        help="simulated source only: run N times faster than real time"
+        + (" or 'max' (as fast as the machine can)" if allow_max else "")
+        + " (default 1)",
     )
     g.add_argument("--verbose-device", action="store_true", help="let BrainFlow's own logger speak")
 
@@ -64,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_options(p)
     p.add_argument("--duration", type=float, default=30.0, help="session seconds to acquire (default 30)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between status lines (default 1)")
+
+    p = sub.add_parser("session", help="a whole pre-dosing session: calibrate, pace, ready for dosing")
+    _add_source_options(p, allow_max=True)
+    p.add_argument("--protocol", help="protocol TOML file (default: the shipped predose.toml)")
+    p.add_argument("--patient-id", default="anon", help="pseudonymous patient code (never a name)")
+    p.add_argument("--headless", action="store_true", help="no window: status lines on the terminal")
+    p.add_argument("--out", default="sessions", help="folder for session folders (default ./sessions)")
+    for when in ("before", "after"):
+        p.add_argument(f"--mood-{when}", type=float, help=f"mood {when} the session, 0 (no depression) to 10 (worst ever)")
+        p.add_argument(f"--pain-{when}", type=float, help=f"pain {when} the session, 0 (none) to 10 (worst)")
+        p.add_argument(f"--phq9-{when}", help=f"PHQ-9 item scores {when} the session: nine numbers 0-3, comma-separated")
 
     p = sub.add_parser("demo", help="the main job: a session on the simulated patient, headless")
     p.add_argument("--duration", type=float, default=20.0, help="simulated seconds (default 20)")
@@ -87,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return acquire.run_devices(sys.stdout)
         if args.command == "acquire":
             return acquire.run_acquire(args, sys.stdout)
+        if args.command == "session":
+            from .session import run_session
+
+            return run_session(args, sys.stdout)
         if args.command == "demo":
             return acquire.run_demo(args, sys.stdout)
     except EngineError as exc:
