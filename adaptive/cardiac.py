@@ -1,0 +1,810 @@
+"""Heart rate and heart-rate variability from PPG beats: offline functions and streaming estimators.
+
+Pipeline
+--------
+1. :mod:`adaptive.ppg` detects beats (causal, chunk-invariant).
+2. :class:`IntervalCleaner` turns beats into inter-beat intervals (IBIs) and flags artefacts:
+
+   * *valid*: 0.3 s <= IBI <= 2.0 s (30-200 bpm) and within 30 % of the median of the previous
+     five in-range intervals (a missed or extra beat changes the interval by far more);
+   * *clean*: valid, and both beats match the running pulse template with a correlation of at
+     least 0.85 (Orphanidou et al. 2015 use 0.86 for the same signal-quality index).
+
+3. Window statistics on the clean intervals ending in the window ``(t - window_s, t]`` that were
+   detected by ``t``:
+
+   * ``HR_BPM`` = 60 / median clean IBI (needs 3 clean intervals);
+   * ``IBI_MS`` = the latest clean interval;
+   * ``RMSSD_MS`` = root mean square of differences between successive clean intervals;
+   * ``LF_POWER_MS2``, ``HF_POWER_MS2``, ``LF_HF_RATIO``: power of the tachogram (clean IBIs in
+     ms, linearly interpolated at 4 Hz, linear trend removed, Hann window) in 0.04-0.15 Hz and
+     0.15-0.40 Hz;
+   * ``HRV_COHERENCE`` (HeartMath-style peak-to-total ratio, 0..1): the highest spectral peak in
+     0.04-0.26 Hz, its power in a 0.030 Hz band centred on it, divided by the total power in
+     0.0033-0.40 Hz.  (HeartMath's published "coherence ratio" divides by total minus peak; we
+     keep peak / total so the value stays in 0..1.)
+   * ``HR_OSC_BPM``: peak-to-trough swing of the instantaneous heart rate per breath, measured
+     as ``2 * sqrt(2) * sigma`` where ``sigma`` is the standard deviation of the heart rate
+     (60000 / IBI, 4 Hz) band-limited to 0.04-0.40 Hz: exactly the swing of a sinusoidal
+     oscillation, and a robust stand-in for breath-by-breath max minus min.  It is largest at
+     resonance breathing (about 6 breaths/min).
+
+   The quality of a window estimate is its clean coverage: the summed duration of the clean
+   intervals (or clean successive pairs, for RMSSD) divided by the window length, capped at 1.
+   NaN, flat, saturated or motion-corrupted stretches give no clean intervals, so quality
+   falls; it never raises.
+
+Streaming estimators emit on fixed hops (every ``hop_s`` of samples, counted from the first
+sample), so their output does not depend on chunking; the offline twins :func:`ppg_hr` and
+:func:`ppg_hrv` compute the same windows from the whole record.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._checks import check_chunk, check_option, check_positive, check_range
+from .ppg import Beats, PulseConfig, PulseDetector, ppg_beats, ppg_peaks
+from .quality import _last_n, ppg_window_quality
+from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
+from .windows import RingBuffer
+
+__all__ = [
+    "BoolArray",
+    "CardiacConfig",
+    "EstimateSeries",
+    "HeartRateEstimator",
+    "HrvEstimator",
+    "HrvSpectrum",
+    "IntervalCleaner",
+    "Intervals",
+    "beat_intervals",
+    "hr_from_peaks",
+    "hr_oscillation",
+    "hrv_rmssd",
+    "hrv_spectrum",
+    "ppg_hr",
+    "ppg_hrv",
+    "ppg_peaks",
+]
+
+logger = logging.getLogger(__name__)
+
+BoolArray = NDArray[np.bool_]
+
+LF_BAND = (0.04, 0.15)
+HF_BAND = (0.15, 0.40)
+COHERENCE_PEAK_RANGE = (0.04, 0.26)
+COHERENCE_PEAK_WIDTH = 0.030
+TOTAL_BAND = (0.0033, 0.40)
+OSC_BAND = (0.04, 0.40)
+
+HR_METRICS = (Metric.HR_BPM, Metric.IBI_MS, Metric.QUALITY_PPG)
+HRV_METRICS = (
+    Metric.RMSSD_MS,
+    Metric.LF_POWER_MS2,
+    Metric.HF_POWER_MS2,
+    Metric.LF_HF_RATIO,
+    Metric.HRV_COHERENCE,
+    Metric.HR_OSC_BPM,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CardiacConfig:
+    """Settings shared by :class:`HeartRateEstimator` and :class:`HrvEstimator`.
+
+    Parameters
+    ----------
+    hr_window_s : float
+        Window of the heart-rate estimate.
+    hrv_window_s : float
+        Window of RMSSD, the spectrum, coherence and HR oscillation (64 s as in HeartMath-style
+        biofeedback: 2.5 cycles of the slowest LF component).
+    hop_s : float
+        Output every ``hop_s`` seconds of samples.
+    min_ibi_s, max_ibi_s : float
+        Plausible interval range (0.3-2.0 s: 30-200 bpm).
+    max_jump : float
+        Largest relative change from the median of the previous ``ref_n`` in-range intervals.
+    ref_n : int
+        Number of previous intervals in that reference.
+    min_template_corr : float
+        Template correlation both beats of a clean interval need.
+    fiducial : {"upstroke", "peak"}
+        Beat time used for intervals: the steepest rise (default, less jitter) or the peak.
+    resample_hz : float
+        Tachogram sampling rate for the spectrum.
+    min_coverage : float
+        Spectral metrics need clean intervals covering at least this share of the window.
+    pulse : PulseConfig
+        Beat detector settings.
+    """
+
+    hr_window_s: float = 10.0
+    hrv_window_s: float = 64.0
+    hop_s: float = 1.0
+    min_ibi_s: float = 0.3
+    max_ibi_s: float = 2.0
+    max_jump: float = 0.3
+    ref_n: int = 5
+    min_template_corr: float = 0.85
+    fiducial: str = "upstroke"
+    resample_hz: float = 4.0
+    min_coverage: float = 0.5
+    pulse: PulseConfig = field(default_factory=PulseConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("hr_window_s", "hrv_window_s", "hop_s", "min_ibi_s", "max_ibi_s", "max_jump", "resample_hz"):
+            check_positive(name, getattr(self, name))
+        if self.min_ibi_s >= self.max_ibi_s:
+            raise ValueError(
+                f"Invalid value for 'min_ibi_s': expected less than max_ibi_s ({self.max_ibi_s!r}), "
+                f"got {self.min_ibi_s!r}."
+            )
+        if int(self.ref_n) < 1:
+            raise ValueError(f"Invalid value for 'ref_n': expected >= 1, got {self.ref_n!r}.")
+        check_range("min_template_corr", self.min_template_corr, -1.0, 1.0)
+        check_range("min_coverage", self.min_coverage, 0.0, 1.0)
+        check_option("fiducial", self.fiducial, ["upstroke", "peak"])
+        if self.resample_hz <= 2 * TOTAL_BAND[1]:
+            raise ValueError(
+                f"Invalid value for 'resample_hz': expected more than {2 * TOTAL_BAND[1]:g} Hz "
+                f"(twice the HF band edge), got {self.resample_hz!r}."
+            )
+        if not isinstance(self.pulse, PulseConfig):
+            raise TypeError(f"Invalid value for 'pulse': expected a PulseConfig, got {type(self.pulse).__name__}.")
+
+
+# -- intervals ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, eq=False)
+class Intervals:
+    """Inter-beat intervals with artefact flags.
+
+    Parameters
+    ----------
+    times : array of shape (n_intervals,)
+        Time of the beat that ends each interval, seconds.
+    ibi_s : array of shape (n_intervals,)
+        Interval durations in seconds.
+    valid : array of bool of shape (n_intervals,)
+        Plausible: in range and no sudden jump.
+    clean : array of bool of shape (n_intervals,)
+        Valid, and both beats match the pulse template.
+    detect_times : array of shape (n_intervals,)
+        Time at which the ending beat was detected (for causal selection).
+    """
+
+    times: FloatArray
+    ibi_s: FloatArray
+    valid: BoolArray
+    clean: BoolArray
+    detect_times: FloatArray
+
+    def __post_init__(self) -> None:
+        n = np.asarray(self.times).size
+        for name in ("times", "ibi_s", "valid", "clean", "detect_times"):
+            dtype = np.bool_ if name in ("valid", "clean") else np.float64
+            arr = np.array(getattr(self, name), dtype=dtype, copy=True).reshape(-1)
+            if arr.size != n:
+                raise ValueError(f"Invalid value for {name!r}: expected {n} values, got {arr.size}.")
+            arr.flags.writeable = False
+            object.__setattr__(self, name, arr)
+
+    def __len__(self) -> int:
+        return int(self.times.size)
+
+    def select(self, mask: BoolArray) -> Intervals:
+        """Return the intervals where ``mask`` is True."""
+        return Intervals(self.times[mask], self.ibi_s[mask], self.valid[mask], self.clean[mask], self.detect_times[mask])
+
+    @classmethod
+    def concatenate(cls, parts: list[Intervals]) -> Intervals:
+        """Join records in order."""
+        if not parts:
+            z = np.zeros(0)
+            return cls(z, z, z.astype(bool), z.astype(bool), z)
+        return cls(
+            *(np.concatenate([getattr(p, n) for p in parts]) for n in ("times", "ibi_s", "valid", "clean", "detect_times"))
+        )
+
+
+class IntervalCleaner:
+    """Turn a stream of beats into flagged intervals (causal: each flag uses past beats only).
+
+    Parameters
+    ----------
+    config : CardiacConfig or None
+        Uses ``min_ibi_s``, ``max_ibi_s``, ``max_jump``, ``ref_n``, ``min_template_corr`` and
+        ``fiducial``.
+    """
+
+    def __init__(self, config: CardiacConfig | None = None) -> None:
+        self.config = config if config is not None else CardiacConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all beats."""
+        self._last_time: float | None = None
+        self._last_corr = math.nan
+        self._recent: deque[float] = deque(maxlen=int(self.config.ref_n))
+
+    def add(self, beats: Beats) -> Intervals:
+        """Add beats (in time order) and return the intervals they complete."""
+        cfg = self.config
+        times = beats.upstroke_times if cfg.fiducial == "upstroke" else beats.peak_times
+        n = len(beats)
+        out_t = np.zeros(n)
+        out_ibi = np.zeros(n)
+        out_valid = np.zeros(n, dtype=bool)
+        out_clean = np.zeros(n, dtype=bool)
+        out_det = np.zeros(n)
+        k = 0
+        for i in range(n):
+            t, corr = float(times[i]), float(beats.template_corr[i])
+            if self._last_time is not None:
+                ibi = t - self._last_time
+                in_range = cfg.min_ibi_s <= ibi <= cfg.max_ibi_s
+                valid = in_range
+                if valid and self._recent:
+                    ref = float(np.median(np.fromiter(self._recent, dtype=np.float64)))
+                    valid = abs(ibi - ref) <= cfg.max_jump * ref
+                if in_range:
+                    self._recent.append(ibi)
+                thr = cfg.min_template_corr
+                clean = valid and corr >= thr and self._last_corr >= thr  # NaN compares False
+                out_t[k], out_ibi[k], out_valid[k], out_clean[k] = t, ibi, valid, clean
+                out_det[k] = float(beats.detect_times[i])
+                k += 1
+            self._last_time, self._last_corr = t, corr
+        return Intervals(out_t[:k], out_ibi[:k], out_valid[:k], out_clean[:k], out_det[:k])
+
+
+def beat_intervals(beats: Beats, *, config: CardiacConfig | None = None) -> Intervals:
+    """Flagged inter-beat intervals of a whole record (offline twin of :class:`IntervalCleaner`).
+
+    Parameters
+    ----------
+    beats : Beats
+        Output of :func:`adaptive.ppg.ppg_beats`.
+    config : CardiacConfig or None
+        Artefact rules.
+
+    Returns
+    -------
+    intervals : Intervals
+    """
+    return IntervalCleaner(config).add(beats)
+
+
+# -- window statistics (pure) ------------------------------------------------------------------------
+def hr_from_peaks(
+    peak_times: FloatArray,
+    *,
+    template_corr: FloatArray | None = None,
+    config: CardiacConfig | None = None,
+) -> float:
+    """Heart rate in bpm of a set of beats: 60 / median of the clean intervals.
+
+    Parameters
+    ----------
+    peak_times : array of shape (n_beats,)
+        Beat times in seconds, increasing.
+    template_corr : array of shape (n_beats,) or None
+        Template correlation of each beat; None treats every beat as clean-shaped.
+    config : CardiacConfig or None
+        Artefact rules.
+
+    Returns
+    -------
+    hr_bpm : float
+        NaN when fewer than 3 clean intervals remain.
+    """
+    t = np.asarray(peak_times, dtype=np.float64).reshape(-1)
+    corr = np.ones_like(t) if template_corr is None else np.asarray(template_corr, dtype=np.float64).reshape(-1)
+    z = np.zeros_like(t)
+    beats = Beats(t, np.zeros(t.size, dtype=np.int64), z, z, z, z, t, corr, t)
+    cfg = replace(config if config is not None else CardiacConfig(), fiducial="upstroke")
+    iv = IntervalCleaner(cfg).add(beats)
+    return _hr_value(iv.ibi_s[iv.clean])
+
+
+def _hr_value(clean_ibi_s: FloatArray) -> float:
+    if clean_ibi_s.size < 3:
+        return math.nan
+    return 60.0 / float(np.median(clean_ibi_s))
+
+
+def hrv_rmssd(ibi_s: FloatArray, valid: BoolArray | None = None) -> float:
+    """Root mean square of successive differences of intervals, in ms.
+
+    Parameters
+    ----------
+    ibi_s : array of shape (n_intervals,)
+        Consecutive inter-beat intervals in seconds.
+    valid : array of bool of shape (n_intervals,) or None
+        Only differences between two consecutive valid intervals count.
+
+    Returns
+    -------
+    rmssd_ms : float
+        NaN when fewer than 3 differences remain.
+    """
+    ibi = np.asarray(ibi_s, dtype=np.float64).reshape(-1)
+    ok = np.ones(ibi.size, dtype=bool) if valid is None else np.asarray(valid, dtype=bool).reshape(-1)
+    if ibi.size < 2:
+        return math.nan
+    pair = ok[1:] & ok[:-1]
+    d = np.diff(ibi)[pair]
+    if d.size < 3:
+        return math.nan
+    return float(np.sqrt(np.mean(d * d)) * 1000.0)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class HrvSpectrum:
+    """Spectral HRV of one window.
+
+    Parameters
+    ----------
+    freqs : array of shape (n_freqs,)
+        Frequencies in Hz.
+    psd : array of shape (n_freqs,)
+        Power spectral density of the tachogram, ms^2/Hz.
+    lf_ms2, hf_ms2 : float
+        Power in 0.04-0.15 Hz and 0.15-0.40 Hz, ms^2.
+    lf_hf : float
+        ``lf_ms2 / hf_ms2``.
+    coherence : float
+        Peak-to-total ratio (see the module notes), 0..1.
+    peak_hz : float
+        Frequency of the highest peak in 0.04-0.26 Hz.
+    """
+
+    freqs: FloatArray
+    psd: FloatArray
+    lf_ms2: float
+    hf_ms2: float
+    lf_hf: float
+    coherence: float
+    peak_hz: float
+
+
+def _tachogram(
+    times: FloatArray, values: FloatArray, t_start: float, t_end: float, resample_hz: float
+) -> FloatArray:
+    """Values at beat times, linearly interpolated on a uniform grid over [t_start, t_end]."""
+    n = max(2, int(math.floor((t_end - t_start) * resample_hz)) + 1)
+    grid = t_end - np.arange(n - 1, -1, -1) / resample_hz
+    return np.interp(grid, times, values)
+
+
+def _psd(x: FloatArray, fs: float) -> tuple[FloatArray, FloatArray]:
+    """One-sided periodogram (linear detrend, Hann window, zero-padded), units^2/Hz."""
+    n = x.size
+    t = np.arange(n, dtype=np.float64)
+    a, b = np.polyfit(t, x, 1)
+    x = x - (a * t + b)
+    w = np.hanning(n)
+    nfft = max(1024, 1 << int(math.ceil(math.log2(4 * n))))
+    spec = np.fft.rfft(x * w, n=nfft)
+    psd = (np.abs(spec) ** 2) / (fs * float(np.sum(w * w)))
+    psd[1:] *= 2.0
+    if nfft % 2 == 0:
+        psd[-1] /= 2.0
+    return np.fft.rfftfreq(nfft, 1.0 / fs), psd
+
+
+def _band_power(freqs: FloatArray, psd: FloatArray, lo: float, hi: float) -> float:
+    df = float(freqs[1] - freqs[0])
+    m = (freqs >= lo) & (freqs < hi)
+    return float(np.sum(psd[m]) * df)
+
+
+def hrv_spectrum(
+    times: FloatArray,
+    ibi_s: FloatArray,
+    valid: BoolArray | None = None,
+    *,
+    t_start: float | None = None,
+    t_end: float | None = None,
+    resample_hz: float = 4.0,
+) -> HrvSpectrum:
+    """Power spectrum of the beat intervals, LF/HF powers and the coherence ratio.
+
+    Parameters
+    ----------
+    times : array of shape (n_intervals,)
+        Time of the beat ending each interval, seconds.
+    ibi_s : array of shape (n_intervals,)
+        Interval durations, seconds.
+    valid : array of bool or None
+        Intervals to use (others are bridged by interpolation).
+    t_start, t_end : float or None
+        Window to resample over (default: first and last valid interval).
+    resample_hz : float
+        Tachogram rate.
+
+    Returns
+    -------
+    spectrum : HrvSpectrum
+        All NaN when fewer than 4 valid intervals are given.
+    """
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    ibi = np.asarray(ibi_s, dtype=np.float64).reshape(-1)
+    ok = np.ones(t.size, dtype=bool) if valid is None else np.asarray(valid, dtype=bool).reshape(-1)
+    t, ibi = t[ok], ibi[ok]
+    if t.size < 4:
+        nan = math.nan
+        return HrvSpectrum(np.zeros(0), np.zeros(0), nan, nan, nan, nan, nan)
+    t0 = float(t[0]) if t_start is None else float(t_start)
+    t1 = float(t[-1]) if t_end is None else float(t_end)
+    x = _tachogram(t, ibi * 1000.0, t0, t1, resample_hz)
+    freqs, psd = _psd(x, resample_hz)
+    lf = _band_power(freqs, psd, *LF_BAND)
+    hf = _band_power(freqs, psd, *HF_BAND)
+    total = _band_power(freqs, psd, *TOTAL_BAND)
+    m = (freqs >= COHERENCE_PEAK_RANGE[0]) & (freqs <= COHERENCE_PEAK_RANGE[1])
+    peak_hz = float(freqs[m][int(np.argmax(psd[m]))])
+    half = COHERENCE_PEAK_WIDTH / 2.0
+    peak = _band_power(freqs, psd, peak_hz - half, peak_hz + half)
+    coherence = min(1.0, peak / total) if total > 0 else math.nan
+    lf_hf = lf / hf if hf > 0 else math.nan
+    return HrvSpectrum(freqs, psd, lf, hf, lf_hf, coherence, peak_hz)
+
+
+def hr_oscillation(
+    times: FloatArray,
+    ibi_s: FloatArray,
+    valid: BoolArray | None = None,
+    *,
+    t_start: float | None = None,
+    t_end: float | None = None,
+    resample_hz: float = 4.0,
+) -> float:
+    """Peak-to-trough heart-rate swing per breath, bpm (``2 * sqrt(2) * sigma`` in 0.04-0.4 Hz).
+
+    Parameters
+    ----------
+    times, ibi_s, valid, t_start, t_end, resample_hz
+        As in :func:`hrv_spectrum`.
+
+    Returns
+    -------
+    hr_osc_bpm : float
+        Swing of a sinusoid with the heart-rate variance of the respiratory band; NaN when fewer
+        than 4 valid intervals are given.
+    """
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    ibi = np.asarray(ibi_s, dtype=np.float64).reshape(-1)
+    ok = np.ones(t.size, dtype=bool) if valid is None else np.asarray(valid, dtype=bool).reshape(-1)
+    t, ibi = t[ok], ibi[ok]
+    if t.size < 4:
+        return math.nan
+    t0 = float(t[0]) if t_start is None else float(t_start)
+    t1 = float(t[-1]) if t_end is None else float(t_end)
+    hr = _tachogram(t, 60.0 / ibi, t0, t1, resample_hz)
+    freqs, psd = _psd(hr, resample_hz)
+    # The Hann window keeps the power of a stationary sinusoid (psd is normalised by sum(w^2)).
+    var = _band_power(freqs, psd, *OSC_BAND)
+    return float(2.0 * math.sqrt(2.0 * max(var, 0.0)))
+
+
+def _hr_window(iv: Intervals, window_s: float, raw: FloatArray, sfreq: float) -> dict[Metric, tuple[float, float]]:
+    """HR_BPM, IBI_MS and QUALITY_PPG of one window of intervals and raw samples."""
+    clean_ibi = iv.ibi_s[iv.clean]
+    coverage = min(1.0, float(np.sum(clean_ibi)) / window_s)
+    hr = _hr_value(clean_ibi)
+    last_ibi = float(clean_ibi[-1]) * 1000.0 if clean_ibi.size else math.nan
+    q = coverage if math.isfinite(hr) else 0.0
+    return {
+        Metric.HR_BPM: (hr, q),
+        Metric.IBI_MS: (last_ibi, q if clean_ibi.size else 0.0),
+        Metric.QUALITY_PPG: (ppg_window_quality(raw, sfreq, coverage), 1.0),
+    }
+
+
+def _hrv_window(iv: Intervals, t_end: float, window_s: float, cfg: CardiacConfig) -> dict[Metric, tuple[float, float]]:
+    """RMSSD, spectral metrics and HR oscillation of one window of intervals."""
+    clean = iv.clean
+    pair = clean[1:] & clean[:-1]
+    pair_cov = min(1.0, float(np.sum(iv.ibi_s[1:][pair])) / window_s) if pair.size else 0.0
+    rmssd = hrv_rmssd(iv.ibi_s, clean)
+    coverage = min(1.0, float(np.sum(iv.ibi_s[clean])) / window_s)
+    out: dict[Metric, tuple[float, float]] = {
+        Metric.RMSSD_MS: (rmssd, pair_cov if math.isfinite(rmssd) else 0.0),
+    }
+    spec_q = coverage if coverage >= cfg.min_coverage and int(np.sum(clean)) >= 8 else 0.0
+    if spec_q > 0:
+        t_start = t_end - window_s
+        spec = hrv_spectrum(iv.times, iv.ibi_s, clean, t_start=t_start, t_end=t_end, resample_hz=cfg.resample_hz)
+        osc = hr_oscillation(iv.times, iv.ibi_s, clean, t_start=t_start, t_end=t_end, resample_hz=cfg.resample_hz)
+        vals = (spec.lf_ms2, spec.hf_ms2, spec.lf_hf, spec.coherence, osc)
+    else:
+        vals = (math.nan,) * 5
+    for metric, v in zip(HRV_METRICS[1:], vals, strict=True):
+        out[metric] = (v, spec_q if math.isfinite(v) else 0.0)
+    return out
+
+
+# -- streaming ------------------------------------------------------------------------------------------
+class _BeatHopper:
+    """Beats -> flagged intervals, with a fixed-hop schedule counted in samples."""
+
+    def __init__(
+        self,
+        sfreq: float,
+        config: CardiacConfig,
+        history_s: float,
+        owner: str,
+        raw_window_s: float | None = None,
+    ) -> None:
+        self.sfreq = check_positive("sfreq", sfreq)
+        self._raw_n = None if raw_window_s is None else max(1, int(round(raw_window_s * self.sfreq)))
+        if not isinstance(config, CardiacConfig):
+            raise TypeError(f"Invalid value for 'config': expected a CardiacConfig, got {type(config).__name__}.")
+        self.config = config
+        self._owner = owner
+        self._hop_n = max(1, int(round(config.hop_s * self.sfreq)))
+        self._history_s = history_s
+        self._detector = PulseDetector(self.sfreq, config.pulse)
+        self._cleaner = IntervalCleaner(config)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all state."""
+        self._detector.reset()
+        self._cleaner.reset()
+        self._n = 0
+        self._iv = Intervals.concatenate([])
+        self._raw = None if self._raw_n is None else RingBuffer(1, self._raw_n)
+
+    def _push(self, x: FloatArray, t: FloatArray) -> list[tuple[float, Intervals]]:
+        """Feed samples; return (hop time, intervals known so far) at each hop boundary."""
+        return [(t_hop, iv) for t_hop, iv, _ in self._push_raw(x, t)]
+
+    def _push_raw(self, x: FloatArray, t: FloatArray) -> list[tuple[float, Intervals, FloatArray]]:
+        """As :meth:`_push`, plus the last ``raw_window_s`` of raw samples at each hop."""
+        out: list[tuple[float, Intervals, FloatArray]] = []
+        n = x.size
+        start = 0
+        while start < n:
+            stop = min(n, start + self._hop_n - (self._n % self._hop_n))
+            beats = self._detector.push(x[start:stop], t[start:stop])
+            if self._raw is not None:
+                self._raw.push(x[np.newaxis, start:stop], t[start:stop])
+            if len(beats):
+                self._iv = Intervals.concatenate([self._iv, self._cleaner.add(beats)])
+            self._n += stop - start
+            if self._n % self._hop_n == 0:
+                t_hop = float(t[stop - 1])
+                keep = self._iv.times > t_hop - self._history_s
+                if not keep.all():
+                    self._iv = self._iv.select(keep)
+                raw = self._raw.last(self._raw_n)[0][0] if self._raw is not None and self._raw_n else np.zeros(0)
+                out.append((t_hop, self._iv, raw))
+            start = stop
+        return out
+
+    def _samples(self, chunk: Chunk) -> tuple[FloatArray, FloatArray]:
+        check_chunk(chunk, kind=SignalKind.PPG, sfreq=self.sfreq, owner=self._owner)
+        return chunk.data[0], chunk.times
+
+
+def _window(iv: Intervals, t_end: float, window_s: float) -> Intervals:
+    return iv.select((iv.times > t_end - window_s) & (iv.times <= t_end) & (iv.detect_times <= t_end))
+
+
+class HeartRateEstimator(_BeatHopper):
+    """Streaming heart rate from one PPG channel.
+
+    Parameters
+    ----------
+    sfreq : float
+        PPG sampling rate in Hz.
+    config : CardiacConfig or None
+        Settings (window ``hr_window_s``, hop ``hop_s``).
+
+    Notes
+    -----
+    Emits ``HR_BPM``, ``IBI_MS`` and ``QUALITY_PPG`` (clean-interval coverage of the window;
+    its own quality is 1) every ``hop_s`` seconds of samples.  Latency: beats are known about
+    0.5 s after the peak, so the newest beat is missing from a hop for that long.  Warm-up: the
+    first window fills after ``hr_window_s``; earlier estimates have low quality.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from adaptive.ppg import reference_pulse
+    >>> from adaptive.types import Chunk
+    >>> t = np.arange(0, 30, 1 / 64)
+    >>> est = HeartRateEstimator(64.0)
+    >>> out = est.update(Chunk("ppg", reference_pulse(t % 0.8)[np.newaxis], t, 64.0, ("ppg",)))
+    >>> round([e.value for e in out if e.metric == "hr_bpm"][-1], 1)
+    75.0
+    """
+
+    def __init__(self, sfreq: float, config: CardiacConfig | None = None) -> None:
+        cfg = config if config is not None else CardiacConfig()
+        super().__init__(sfreq, cfg, cfg.hr_window_s + 5.0, "HeartRateEstimator", raw_window_s=cfg.hr_window_s)
+
+    def update(self, chunk: Chunk) -> list[Estimate]:
+        """Process a PPG chunk; return the estimates of every hop it completes.
+
+        Raises
+        ------
+        ValueError
+            If the chunk is not PPG or has another sampling rate.
+        """
+        x, t = self._samples(chunk)
+        out: list[Estimate] = []
+        w = self.config.hr_window_s
+        for t_hop, iv, raw in self._push_raw(x, t):
+            for metric, (v, q) in _hr_window(_window(iv, t_hop, w), w, raw, self.sfreq).items():
+                out.append(Estimate(metric, v, q, t_hop))
+        return out
+
+
+class HrvEstimator(_BeatHopper):
+    """Streaming HRV (RMSSD, LF/HF, coherence, HR oscillation) from one PPG channel.
+
+    Parameters
+    ----------
+    sfreq : float
+        PPG sampling rate in Hz.
+    config : CardiacConfig or None
+        Settings (window ``hrv_window_s``, hop ``hop_s``).
+
+    Notes
+    -----
+    Emits ``RMSSD_MS``, ``LF_POWER_MS2``, ``HF_POWER_MS2``, ``LF_HF_RATIO``, ``HRV_COHERENCE``
+    and ``HR_OSC_BPM`` every ``hop_s``.  Spectral metrics are NaN (quality 0) until clean
+    intervals cover ``min_coverage`` of the window, i.e. for at least half a window after the
+    start or after a dropout.
+    """
+
+    def __init__(self, sfreq: float, config: CardiacConfig | None = None) -> None:
+        cfg = config if config is not None else CardiacConfig()
+        super().__init__(sfreq, cfg, cfg.hrv_window_s + 5.0, "HrvEstimator")
+
+    def update(self, chunk: Chunk) -> list[Estimate]:
+        """Process a PPG chunk; return the estimates of every hop it completes.
+
+        Raises
+        ------
+        ValueError
+            If the chunk is not PPG or has another sampling rate.
+        """
+        x, t = self._samples(chunk)
+        out: list[Estimate] = []
+        w = self.config.hrv_window_s
+        for t_hop, iv in self._push(x, t):
+            for metric, (v, q) in _hrv_window(_window(iv, t_hop, w), t_hop, w, self.config).items():
+                out.append(Estimate(metric, v, q, t_hop))
+        return out
+
+
+# -- offline twins ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, eq=False)
+class EstimateSeries:
+    """Estimates of several metrics on a common time grid (offline twin output).
+
+    Parameters
+    ----------
+    times : array of shape (n_hops,)
+        Hop times, seconds.
+    values, quality : dict of Metric to array of shape (n_hops,)
+        Value and quality of each metric.
+    """
+
+    times: FloatArray
+    values: dict[Metric, FloatArray]
+    quality: dict[Metric, FloatArray]
+
+    def estimates(self) -> list[Estimate]:
+        """The same numbers as a list of :class:`Estimate`, hop by hop, metric by metric."""
+        out = []
+        for k, t in enumerate(self.times):
+            for m in self.values:
+                out.append(Estimate(m, float(self.values[m][k]), float(self.quality[m][k]), float(t)))
+        return out
+
+
+def _series(
+    ppg: FloatArray,
+    sfreq: float,
+    times: FloatArray | None,
+    cfg: CardiacConfig,
+    fn: object,
+    metrics: tuple[Metric, ...],
+) -> EstimateSeries:
+    x = np.asarray(ppg, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"Invalid value for 'ppg': expected a 1-D array (n_times,), got shape {x.shape}.")
+    sfreq = check_positive("sfreq", sfreq)
+    t = np.arange(x.size) / sfreq if times is None else np.asarray(times, dtype=np.float64)
+    iv = beat_intervals(ppg_beats(x, sfreq, times=t, config=cfg.pulse), config=cfg)
+    hop_n = max(1, int(round(cfg.hop_s * sfreq)))
+    ends = np.arange(hop_n - 1, x.size, hop_n)
+    hops = t[ends]
+    vals = {m: np.full(hops.size, np.nan) for m in metrics}
+    qual = {m: np.zeros(hops.size) for m in metrics}
+    for k, (e, t_hop) in enumerate(zip(ends, hops, strict=True)):
+        res = fn(iv, float(t_hop), x, int(e))  # type: ignore[operator]
+        for m in metrics:
+            vals[m][k], qual[m][k] = res[m]
+    return EstimateSeries(hops, vals, qual)
+
+
+def ppg_hr(
+    ppg: FloatArray,
+    sfreq: float,
+    *,
+    times: FloatArray | None = None,
+    config: CardiacConfig | None = None,
+) -> EstimateSeries:
+    """Heart rate of a whole record on the hop grid (offline twin of :class:`HeartRateEstimator`).
+
+    Parameters
+    ----------
+    ppg : array of shape (n_times,)
+        One PPG channel.
+    sfreq : float
+        Sampling rate in Hz.
+    times : array of shape (n_times,) or None
+        Sample times (``arange(n) / sfreq`` if None).
+    config : CardiacConfig or None
+        Settings.
+
+    Returns
+    -------
+    series : EstimateSeries
+        ``HR_BPM``, ``IBI_MS`` and ``QUALITY_PPG`` at every hop, equal to the streaming output.
+    """
+    cfg = config if config is not None else CardiacConfig()
+    w = cfg.hr_window_s
+    raw_n = max(1, int(round(w * float(sfreq))))
+    return _series(
+        ppg,
+        sfreq,
+        times,
+        cfg,
+        lambda iv, t, x, e: _hr_window(_window(iv, t, w), w, _last_n(x, e, raw_n), float(sfreq)),
+        HR_METRICS,
+    )
+
+
+def ppg_hrv(
+    ppg: FloatArray,
+    sfreq: float,
+    *,
+    times: FloatArray | None = None,
+    config: CardiacConfig | None = None,
+) -> EstimateSeries:
+    """HRV of a whole record on the hop grid (offline twin of :class:`HrvEstimator`).
+
+    Parameters
+    ----------
+    ppg : array of shape (n_times,)
+        One PPG channel.
+    sfreq : float
+        Sampling rate in Hz.
+    times : array of shape (n_times,) or None
+        Sample times (``arange(n) / sfreq`` if None).
+    config : CardiacConfig or None
+        Settings.
+
+    Returns
+    -------
+    series : EstimateSeries
+        The six HRV metrics at every hop, equal to the streaming output.
+    """
+    cfg = config if config is not None else CardiacConfig()
+    w = cfg.hrv_window_s
+    return _series(ppg, sfreq, times, cfg, lambda iv, t, x, e: _hrv_window(_window(iv, t, w), t, w, cfg), HRV_METRICS)

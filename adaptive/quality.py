@@ -1,0 +1,423 @@
+"""Signal-quality scores (0 = unusable, 1 = clean) for PPG and accelerometer streams.
+
+PPG quality of a window (:func:`ppg_window_quality`) is the product of
+
+* ``1 - nan_share``: share of missing samples;
+* ``1 - flat_share``: share of samples inside runs of identical values lasting at least
+  ``flat_run_s`` (a stuck or disconnected sensor; real PPG never repeats exactly that long);
+* ``1 - clip_share``: share of samples sitting on the window's maximum or minimum when that
+  value occurs at least ``min_clip_samples`` times (a saturated ADC or optical front end);
+* the *clean-beat coverage*: the summed duration of clean inter-beat intervals (plausible,
+  no sudden jump, both beats correlating >= 0.85 with the running pulse template; see
+  :mod:`adaptive.cardiac`) divided by the window length.  It captures noise, motion
+  artefacts, arrhythmic detection and low perfusion (no detectable pulse).
+
+Accelerometer quality (:func:`accel_window_quality`) measures motion: the total standard
+deviation of the axes over the window (``sqrt(sum of per-axis variances)``, in g).  Up to
+``still_g`` (0.02 g: breathing and small postural sway of a seated person) the quality is 1;
+it falls linearly to 0 at ``moving_g`` (0.2 g: nodding, talking with gestures, walking).
+Missing, flat (stuck) and clipped samples lower it as for PPG.  Heavy head or wrist motion
+corrupts PPG and EEG, so consumers multiply their own quality by ``QUALITY_ACCEL``
+(:func:`combine_quality`).
+
+Bad data lowers quality and never raises; a wrong call (wrong kind, rate or channel count)
+raises ``ValueError`` through :func:`adaptive._checks.check_chunk`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._checks import check_chunk, check_positive
+from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
+from .windows import RingBuffer
+
+if TYPE_CHECKING:
+    from .cardiac import CardiacConfig, EstimateSeries, Intervals
+
+__all__ = [
+    "AccelQualityConfig",
+    "AccelQualityMonitor",
+    "PpgQualityMonitor",
+    "accel_quality",
+    "accel_window_quality",
+    "clip_share",
+    "combine_quality",
+    "flat_share",
+    "ppg_quality",
+    "ppg_window_quality",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def flat_share(x: FloatArray, min_run: int) -> float:
+    """Share of samples of ``x`` (1-D) in runs of at least ``min_run`` identical finite values."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if x.size < 2 or min_run < 2:
+        return 0.0
+    same = (x[1:] == x[:-1]) & np.isfinite(x[1:])
+    if not same.any():
+        return 0.0
+    # run lengths of consecutive True in `same`; a run of k True covers k + 1 samples
+    padded = np.concatenate([[False], same, [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    starts, stops = edges[::2], edges[1::2]
+    lengths = stops - starts + 1
+    return float(np.sum(lengths[lengths >= min_run])) / x.size
+
+
+def clip_share(x: FloatArray, min_count: int) -> float:
+    """Share of samples of ``x`` (1-D) on its maximum or minimum when either repeats ``min_count`` times."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    fin = x[np.isfinite(x)]
+    if fin.size == 0:
+        return 0.0
+    total = 0
+    hi, lo = float(fin.max()), float(fin.min())
+    for v in (hi, lo) if hi != lo else (hi,):
+        c = int(np.sum(fin == v))
+        if c >= min_count:
+            total += c
+    return total / x.size
+
+
+def combine_quality(*qualities: float) -> float:
+    """Combine independent quality factors (product; NaN counts as 0)."""
+    q = 1.0
+    for v in qualities:
+        v = float(v)
+        q *= 0.0 if math.isnan(v) else min(1.0, max(0.0, v))
+    return q
+
+
+def ppg_window_quality(
+    window: FloatArray,
+    sfreq: float,
+    clean_coverage: float,
+    *,
+    flat_run_s: float = 0.25,
+    min_clip_samples: int = 3,
+) -> float:
+    """Quality 0..1 of one PPG window.
+
+    Parameters
+    ----------
+    window : array of shape (n_times,)
+        Raw PPG samples (NaN where missing).
+    sfreq : float
+        Sampling rate in Hz.
+    clean_coverage : float
+        Clean-interval coverage of the window, 0..1 (see the module notes).
+    flat_run_s : float
+        Shortest run of identical values counted as flat.
+    min_clip_samples : int
+        Least number of samples on the extreme value counted as clipping.
+
+    Returns
+    -------
+    quality : float
+    """
+    x = np.asarray(window, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        return 0.0
+    nan_share = float(np.mean(~np.isfinite(x)))
+    flat = flat_share(x, max(2, int(round(flat_run_s * sfreq))))
+    clip = clip_share(x, min_clip_samples)
+    return combine_quality(1.0 - nan_share, 1.0 - flat, 1.0 - clip, clean_coverage)
+
+
+def accel_window_quality(
+    window: FloatArray,
+    sfreq: float,
+    *,
+    still_g: float = 0.02,
+    moving_g: float = 0.2,
+    flat_run_s: float = 0.5,
+    min_clip_samples: int = 3,
+) -> tuple[float, float]:
+    """Quality 0..1 and motion (g) of one accelerometer window.
+
+    Parameters
+    ----------
+    window : array of shape (n_channels, n_times)
+        Accelerations in g (NaN where missing).
+    sfreq : float
+        Sampling rate in Hz.
+    still_g, moving_g : float
+        Motion (total SD in g) at which quality starts to fall and reaches 0.
+    flat_run_s : float
+        Shortest run of identical values counted as a stuck sensor.
+    min_clip_samples : int
+        Least number of samples on an axis' extreme value counted as clipping.
+
+    Returns
+    -------
+    quality : float
+    motion_g : float
+        Total standard deviation of the axes (NaN if no finite samples).
+    """
+    x = np.asarray(window, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] == 0:
+        return 0.0, math.nan
+    finite = np.isfinite(x)
+    nan_share = float(1.0 - np.mean(np.all(finite, axis=0)))
+    var = 0.0
+    for row, ok in zip(x, finite, strict=True):
+        if ok.sum() >= 2:
+            var += float(np.var(row[ok]))
+    motion = math.sqrt(var) if finite.any() else math.nan
+    run = max(2, int(round(flat_run_s * sfreq)))
+    flat = max(flat_share(row, run) for row in x)
+    clip = max(clip_share(row, min_clip_samples) for row in x)
+    if math.isnan(motion):
+        return 0.0, motion
+    q_motion = min(1.0, max(0.0, 1.0 - (motion - still_g) / (moving_g - still_g)))
+    return combine_quality(1.0 - nan_share, 1.0 - flat, 1.0 - clip, q_motion), motion
+
+
+# -- PPG --------------------------------------------------------------------------------------------------
+class PpgQualityMonitor:
+    """Streaming PPG quality (``QUALITY_PPG``) on fixed hops.
+
+    Parameters
+    ----------
+    sfreq : float
+        PPG sampling rate in Hz.
+    window_s : float
+        Window of each score (8 s: several beats, short enough to follow motion).
+    config : CardiacConfig or None
+        Beat detection and interval rules (its ``hop_s`` sets the hop).
+
+    Notes
+    -----
+    The first ``window_s`` counts missing samples as NaN, so quality starts low (warm-up).
+    Output does not depend on chunking.  The estimate's ``value`` is the quality; its own
+    ``quality`` field is 1.
+    """
+
+    def __init__(self, sfreq: float, window_s: float = 8.0, config: CardiacConfig | None = None) -> None:
+        from .cardiac import CardiacConfig, _BeatHopper  # cardiac imports this module
+
+        cfg = config if config is not None else CardiacConfig()
+        self.window_s = check_positive("window_s", window_s)
+        self._hopper = _BeatHopper(sfreq, cfg, self.window_s + 5.0, "PpgQualityMonitor", raw_window_s=self.window_s)
+        self.sfreq = self._hopper.sfreq
+
+    def reset(self) -> None:
+        """Forget all state."""
+        self._hopper.reset()
+
+    def update(self, chunk: Chunk) -> list[Estimate]:
+        """Process a PPG chunk; return one ``QUALITY_PPG`` estimate per completed hop.
+
+        Raises
+        ------
+        ValueError
+            If the chunk is not PPG or has another sampling rate.
+        """
+        from .cardiac import _window
+
+        x, t = self._hopper._samples(chunk)
+        out = []
+        for t_hop, iv, raw in self._hopper._push_raw(x, t):
+            q = _ppg_quality_value(raw, self.sfreq, _window(iv, t_hop, self.window_s), self.window_s)
+            out.append(Estimate(Metric.QUALITY_PPG, q, 1.0, t_hop))
+        return out
+
+
+def _ppg_quality_value(raw: FloatArray, sfreq: float, iv_window: Intervals, window_s: float) -> float:
+    """PPG quality of one window: signal penalties times the clean-interval coverage."""
+    clean_ibi = iv_window.ibi_s[iv_window.clean]
+    coverage = min(1.0, float(np.sum(clean_ibi)) / window_s)
+    return ppg_window_quality(raw, sfreq, coverage)
+
+
+def ppg_quality(
+    ppg: FloatArray,
+    sfreq: float,
+    *,
+    window_s: float = 8.0,
+    times: FloatArray | None = None,
+    config: CardiacConfig | None = None,
+) -> EstimateSeries:
+    """PPG quality of a whole record on the hop grid (offline twin of :class:`PpgQualityMonitor`).
+
+    Parameters
+    ----------
+    ppg : array of shape (n_times,)
+        One PPG channel.
+    sfreq : float
+        Sampling rate in Hz.
+    window_s : float
+        Window of each score.
+    times : array of shape (n_times,) or None
+        Sample times (``arange(n) / sfreq`` if None).
+    config : CardiacConfig or None
+        Beat detection and interval rules.
+
+    Returns
+    -------
+    series : EstimateSeries
+        ``QUALITY_PPG`` (value = quality) at every hop.
+    """
+    from .cardiac import CardiacConfig, EstimateSeries, _window, beat_intervals
+    from .ppg import ppg_beats
+
+    cfg = config if config is not None else CardiacConfig()
+    x = np.asarray(ppg, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"Invalid value for 'ppg': expected a 1-D array (n_times,), got shape {x.shape}.")
+    sfreq = check_positive("sfreq", sfreq)
+    window_s = check_positive("window_s", window_s)
+    t = np.arange(x.size) / sfreq if times is None else np.asarray(times, dtype=np.float64)
+    iv = beat_intervals(ppg_beats(x, sfreq, times=t, config=cfg.pulse), config=cfg)
+    hop_n = max(1, int(round(cfg.hop_s * sfreq)))
+    win_n = max(1, int(round(window_s * sfreq)))
+    ends = np.arange(hop_n - 1, x.size, hop_n)
+    q = np.zeros(ends.size)
+    for k, e in enumerate(ends):
+        raw = _last_n(x, int(e), win_n)
+        q[k] = _ppg_quality_value(raw, sfreq, _window(iv, float(t[e]), window_s), window_s)
+    m = Metric.QUALITY_PPG
+    return EstimateSeries(t[ends], {m: q}, {m: np.ones(ends.size)})
+
+
+def _last_n(x: FloatArray, end: int, n: int) -> FloatArray:
+    """``x[..., end - n + 1 : end + 1]`` padded with NaN in front (as a fresh RingBuffer)."""
+    start = end - n + 1
+    if start >= 0:
+        return np.array(x[..., start : end + 1], dtype=np.float64)
+    pad = np.full(x.shape[:-1] + (-start,), np.nan)
+    return np.concatenate([pad, x[..., : end + 1]], axis=-1)
+
+
+# -- accelerometer ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AccelQualityConfig:
+    """Settings of :class:`AccelQualityMonitor` (see the module notes for the score)."""
+
+    window_s: float = 2.0
+    hop_s: float = 1.0
+    still_g: float = 0.02
+    moving_g: float = 0.2
+    flat_run_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("window_s", "hop_s", "still_g", "moving_g", "flat_run_s"):
+            check_positive(name, getattr(self, name))
+        if self.still_g >= self.moving_g:
+            raise ValueError(
+                f"Invalid value for 'still_g': expected less than moving_g ({self.moving_g!r} g), got {self.still_g!r}."
+            )
+
+
+class AccelQualityMonitor:
+    """Streaming motion quality (``QUALITY_ACCEL``) from a 3-axis accelerometer.
+
+    Parameters
+    ----------
+    sfreq : float
+        Accelerometer sampling rate in Hz (Muse: 52 Hz).
+    n_channels : int
+        Number of axes.
+    config : AccelQualityConfig or None
+        Window, hop and motion thresholds.
+
+    Notes
+    -----
+    Each estimate's ``value`` is the quality; its ``quality`` field is 1 minus the share of
+    missing samples.  Output does not depend on chunking.
+    """
+
+    def __init__(self, sfreq: float, n_channels: int = 3, config: AccelQualityConfig | None = None) -> None:
+        self.sfreq = check_positive("sfreq", sfreq)
+        if int(n_channels) < 1:
+            raise ValueError(f"Invalid value for 'n_channels': expected >= 1, got {n_channels!r}.")
+        self.n_channels = int(n_channels)
+        self.config = config if config is not None else AccelQualityConfig()
+        self._win_n = max(2, int(round(self.config.window_s * self.sfreq)))
+        self._hop_n = max(1, int(round(self.config.hop_s * self.sfreq)))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all state."""
+        self._buf = RingBuffer(self.n_channels, self._win_n)
+
+    def update(self, chunk: Chunk) -> list[Estimate]:
+        """Process an accelerometer chunk; return one ``QUALITY_ACCEL`` estimate per hop.
+
+        Raises
+        ------
+        ValueError
+            If the chunk is not ACCEL, or has another rate or channel count.
+        """
+        check_chunk(
+            chunk, kind=SignalKind.ACCEL, sfreq=self.sfreq, n_channels=self.n_channels, owner="AccelQualityMonitor"
+        )
+        out = []
+        data, times = chunk.data, chunk.times
+        start = 0
+        while start < chunk.n_times:
+            stop = min(chunk.n_times, start + self._hop_n - (self._buf.n_total % self._hop_n))
+            self._buf.push(data[:, start:stop], times[start:stop])
+            if self._buf.n_total % self._hop_n == 0:
+                win, _ = self._buf.last(self._win_n)
+                out.append(self._estimate(win, float(times[stop - 1])))
+            start = stop
+        return out
+
+    def _estimate(self, win: FloatArray, t: float) -> Estimate:
+        cfg = self.config
+        q, _ = accel_window_quality(
+            win, self.sfreq, still_g=cfg.still_g, moving_g=cfg.moving_g, flat_run_s=cfg.flat_run_s
+        )
+        conf = float(np.mean(np.all(np.isfinite(win), axis=0)))
+        return Estimate(Metric.QUALITY_ACCEL, q, conf, t)
+
+
+def accel_quality(
+    accel: FloatArray,
+    sfreq: float,
+    *,
+    times: FloatArray | None = None,
+    config: AccelQualityConfig | None = None,
+) -> EstimateSeries:
+    """Motion quality of a whole record (offline twin of :class:`AccelQualityMonitor`).
+
+    Parameters
+    ----------
+    accel : array of shape (n_channels, n_times)
+        Accelerations in g.
+    sfreq : float
+        Sampling rate in Hz.
+    times : array of shape (n_times,) or None
+        Sample times (``arange(n) / sfreq`` if None).
+    config : AccelQualityConfig or None
+        Window, hop and thresholds.
+
+    Returns
+    -------
+    series : EstimateSeries
+        ``QUALITY_ACCEL`` at every hop.
+    """
+    from .cardiac import EstimateSeries
+
+    x = np.asarray(accel, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"Invalid value for 'accel': expected shape (n_channels, n_times), got {x.shape}.")
+    mon = AccelQualityMonitor(sfreq, x.shape[0], config)
+    t = np.arange(x.shape[1]) / mon.sfreq if times is None else np.asarray(times, dtype=np.float64)
+    ends = np.arange(mon._hop_n - 1, x.shape[1], mon._hop_n)
+    q = np.zeros(ends.size)
+    conf = np.zeros(ends.size)
+    for k, e in enumerate(ends):
+        est = mon._estimate(_last_n(x, int(e), mon._win_n), float(t[e]))
+        q[k], conf[k] = est.value, est.quality
+    m = Metric.QUALITY_ACCEL
+    return EstimateSeries(t[ends], {m: q}, {m: conf})
