@@ -11,7 +11,8 @@ States (:class:`PacingState`)
 ``calibrating``
     The pacer is hidden (``pacer_visible`` False, ``pace_brpm`` NaN): a visible cue would
     bias the natural rate being measured.  Good-quality, fresh estimates are collected; the
-    calibration clock runs only while every signal metric is usable.  After
+    calibration clock runs only while every signal metric except arousal is usable (arousal is
+    relative to a baseline that is itself measured during calibration).  After
     ``calibration_s`` of usable data and at least ``min_calibration_estimates`` distinct
     good breathing-rate estimates, the baseline (:class:`CalibrationResult`, medians) is
     fixed.  Until each signal metric has been usable once, missing or bad estimates count as
@@ -39,9 +40,12 @@ States (:class:`PacingState`)
 ``calm``
     Calm criteria: arousal <= reference - ``calm_arousal_margin``; EEG relaxation >= its
     calibration median + ``relaxation_margin`` or >= ``relaxation_abs`` (when ``use_eeg``);
+    once calm, both value thresholds are relaxed by ``calm_hysteresis``;
     following score >= ``follow_threshold``; every signal metric, the relaxation and every
     quality metric fresh and of quality >= ``min_quality``.  Any criterion failing ->
-    ``resonance`` at once.  Holding for ``calm_dwell_s`` -> ``ready_for_dosing``.
+    ``resonance`` at once on a quality or staleness failure, after ``calm_lapse_s`` of a
+    failing value criterion.  Holding for ``calm_dwell_s`` with every criterion met ->
+    ``ready_for_dosing``.
 ``ready_for_dosing``
     ``dose_ready`` is True exactly while in this state.  The marker event
     ``"ready_for_dosing"`` is emitted once per session, on the first entry.  The pace keeps
@@ -52,7 +56,9 @@ States (:class:`PacingState`)
     ``ready_for_dosing``); the re-entry is marked by its ``state:`` event only.
 ``signal_lost``
     A signal metric (default resp rate, HR, arousal) is missing, NaN, older than
-    ``max_age_s`` or of quality < ``min_quality``.  The pace holds and readiness is off.
+    ``max_age_s`` or of quality < ``min_quality`` (in ``matching``, ``slowing`` and
+    ``resonance`` for longer than ``signal_grace_s``, during which the pace holds).  The pace
+    holds and readiness is off.
     After ``signal_recover_s`` of usable signals the controller returns to the state it
     came from (``calm`` and ``ready_for_dosing`` return to ``resonance``: calm must be
     re-earned).
@@ -208,6 +214,12 @@ class PacingConfig:
     use_eeg : bool
         Require EEG relaxation and EEG quality for calm (default True; False for PPG-only
         setups, which then ignore ``quality_eeg``).
+    calm_hysteresis : float
+        Once calm, the arousal and relaxation criteria are relaxed by this much (same units,
+        default 0.15), so values hovering at a threshold do not toggle calm (0..1).
+    calm_lapse_s : float
+        Seconds a value criterion (arousal, relaxation, following) may fail while calm before
+        calm is left (default 10); quality and staleness failures leave calm at once.
     calm_dwell_s : float
         Seconds all calm criteria must hold before readiness (default 60).
     ready_lapse_s : float
@@ -219,6 +231,10 @@ class PacingConfig:
         Age (now - estimate time) above which an estimate is stale (default 5).
     signal_recover_s : float
         Seconds of usable signals before leaving ``signal_lost`` (default 5).
+    signal_grace_s : float
+        In ``matching``, ``slowing`` and ``resonance``, signals may be unusable this long
+        (default 10 s) before ``signal_lost``; the pace holds meanwhile.  Calm and readiness
+        get no grace.
     hr_low_bpm, hr_high_bpm : float
         Heart-rate alert limits (defaults 45 and 130).
     surge_rise : float
@@ -269,11 +285,14 @@ class PacingConfig:
     relaxation_margin: float = 0.1
     relaxation_abs: float = 0.7
     use_eeg: bool = True
+    calm_hysteresis: float = 0.15
+    calm_lapse_s: float = 10.0
     calm_dwell_s: float = 60.0
     ready_lapse_s: float = 10.0
     min_quality: float = 0.5
     max_age_s: float = 5.0
     signal_recover_s: float = 5.0
+    signal_grace_s: float = 10.0
     hr_low_bpm: float = 45.0
     hr_high_bpm: float = 130.0
     surge_rise: float = 0.8
@@ -345,6 +364,9 @@ class PacingConfig:
                 f"got {self.tune_settle_s:g}. Leave time to measure each probe."
             )
         s(self, "calm_arousal_margin", _cfg_range("calm_arousal_margin", self.calm_arousal_margin, 0.0, 10.0))
+        s(self, "calm_hysteresis", _cfg_range("calm_hysteresis", self.calm_hysteresis, 0.0, 1.0))
+        s(self, "calm_lapse_s", _cfg_range("calm_lapse_s", self.calm_lapse_s, 0.0, 600.0))
+        s(self, "signal_grace_s", _cfg_range("signal_grace_s", self.signal_grace_s, 0.0, 600.0))
         if self.arousal_reference not in _AROUSAL_REFERENCES:
             raise ConfigError(
                 f"Invalid value for 'arousal_reference': expected one of "
@@ -639,6 +661,7 @@ class PacingController:
         self._follow_good_since = math.nan
         self._follow_bad_since = math.nan
         self._signals_ok_since = math.nan
+        self._signals_bad_since = math.nan
         self._alert_clear_since = math.nan
         self._calm_fail_since = math.nan
         self._active_alerts: set[str] = set()
@@ -824,7 +847,7 @@ class PacingController:
                   Metric.EEG_RELAXATION, Metric.HRV_COHERENCE, Metric.HR_OSC_BPM):
             est, _ = self._usable(latest, m, now)
             if est is None:
-                if m in cfg.signal_metrics:
+                if m in self._required_signals():
                     signals_ok = False
                 continue
             self._usable_once.add(m)
@@ -845,10 +868,18 @@ class PacingController:
             self._calib_good_s += dt  # only intervals with usable signals at both ends
         self._prev_signals_ok = signals_ok
 
+    def _required_signals(self) -> tuple[Metric, ...]:
+        """Signal metrics needed now: arousal is relative to a baseline that is measured during
+        calibration, so calibrating does not wait for it."""
+        if self._state is _S.CALIBRATING:
+            return tuple(m for m in self._cfg.signal_metrics if m is not Metric.AROUSAL)
+        return self._cfg.signal_metrics
+
     def _inputs(self, latest: Mapping[Metric, Estimate], now: float) -> _Inputs:
         cfg = self._cfg
-        problems = [p for m in cfg.signal_metrics if (p := self._usable(latest, m, now)[1])]
-        warming_up = any(m not in self._usable_once for m in cfg.signal_metrics)
+        required = self._required_signals()
+        problems = [p for m in required if (p := self._usable(latest, m, now)[1])]
+        warming_up = any(m not in self._usable_once for m in required)
         # alerts
         causes: list[tuple[str, str]] = []
         hr, hr_problem = self._usable(latest, Metric.HR_BPM, now)
@@ -877,12 +908,16 @@ class PacingController:
             if p:
                 calm.append(p)
                 quality_problem = True
+        # once calm, the value criteria are relaxed by the hysteresis so that values hovering at
+        # a threshold do not toggle calm on and off
+        slack = cfg.calm_hysteresis if self._state in (_S.CALM, _S.READY_FOR_DOSING) else 0.0
         if ar is not None:
             ref = 0.0
             if cfg.arousal_reference == "calibration" and self._calibration is not None:
                 ref = self._calibration.arousal if math.isfinite(self._calibration.arousal) else 0.0
-            if ar.value > ref - cfg.calm_arousal_margin:
-                calm.append(f"arousal {ar.value:.2f} > {ref - cfg.calm_arousal_margin:.2f}")
+            limit = ref - cfg.calm_arousal_margin + slack
+            if ar.value > limit:
+                calm.append(f"arousal {ar.value:.2f} > {limit:.2f}")
         if cfg.use_eeg:
             rel, _ = self._usable(latest, Metric.EEG_RELAXATION, now)
             if rel is not None:
@@ -890,6 +925,7 @@ class PacingController:
                 need = cfg.relaxation_abs
                 if math.isfinite(base):  # above its own baseline by the margin, or above the level
                     need = min(base + cfg.relaxation_margin, cfg.relaxation_abs)
+                need -= slack
                 if rel.value < need:
                     calm.append(f"relaxation {rel.value:.2f} < {need:.2f}")
         fe = self._follow_est
@@ -931,8 +967,11 @@ class PacingController:
         if inp.signals_ok:
             if math.isnan(self._signals_ok_since):
                 self._signals_ok_since = now
+            self._signals_bad_since = math.nan
         else:
             self._signals_ok_since = math.nan
+            if math.isnan(self._signals_bad_since):
+                self._signals_bad_since = now
         if not inp.alert_causes and not inp.alert_measurable:
             if math.isnan(self._alert_clear_since):
                 self._alert_clear_since = now
@@ -988,6 +1027,11 @@ class PacingController:
         if not inp.signals_ok:
             if st is _S.CALIBRATING and inp.warming_up:
                 return st, f"calibrating: waiting for first usable estimates ({inp.signal_problem})"
+            poor = now - self._signals_bad_since
+            if st in (_S.MATCHING, _S.SLOWING, _S.RESONANCE) and poor < cfg.signal_grace_s:
+                # a brief artefact (a head movement, a swallow) holds the pace without leaving
+                # the state; calm and readiness are never kept on bad signal
+                return st, f"holding: signal poor for {poor:.0f} of {cfg.signal_grace_s:g} s ({inp.signal_problem})"
             return _S.SIGNAL_LOST, inp.signal_problem
         match st:
             case _S.CALIBRATING:
@@ -1020,7 +1064,10 @@ class PacingController:
                 return st, f"holding {self._pace:.2f} brpm, not calm: {inp.calm_problem}"
             case _S.CALM:
                 if inp.calm_problem:
-                    return _S.RESONANCE, f"calm lapsed: {inp.calm_problem}"
+                    lapse = now - self._calm_fail_since
+                    if inp.calm_quality_problem or lapse >= cfg.calm_lapse_s:
+                        return _S.RESONANCE, f"calm lapsed: {inp.calm_problem}"
+                    return st, f"calm, criteria lapsing {lapse:.0f} of {cfg.calm_lapse_s:g} s: {inp.calm_problem}"
                 if dwell >= cfg.calm_dwell_s:
                     return _S.READY_FOR_DOSING, f"calm for {dwell:.0f} s"
                 return st, f"calm for {dwell:.0f} of {cfg.calm_dwell_s:g} s"
@@ -1136,7 +1183,9 @@ class PacingController:
         cfg, st = self._cfg, self._state
         if not math.isfinite(self._pace):
             return  # hidden while calibrating
-        if st is _S.MATCHING:
+        if not inp.signals_ok:  # signal lost or within its grace: hold where we are
+            self._setpoint = self._pace
+        elif st is _S.MATCHING:
             self._setpoint = self._match_pace
         elif st is _S.SLOWING:
             self._control_slowing(inp, now, events)

@@ -229,14 +229,18 @@ def test_low_quality_means_signal_lost_and_pace_holds() -> None:
     bad_resp = during(300.0, 330.0, set_value(Metric.RESP_RATE_BRPM, quality=0.2))
     ds = run(ctl, Patient(), 900.0, modify=bad_resp)
     lost = [d for d in ds if d.state is S.SIGNAL_LOST]
-    assert lost[0].time == 300.0 and "resp_rate_brpm quality 0.20 < 0.50" in lost[0].reason
-    assert len({d.pace_brpm for d in lost}) == 1  # holds
-    assert not any(d.dose_ready for d in lost)
-    back = next(d for d in ds if d.time > 300 and d.state is not S.SIGNAL_LOST)
+    grace = ctl.config.signal_grace_s
+    assert lost[0].time == 300.0 + grace and "resp_rate_brpm quality 0.20 < 0.50" in lost[0].reason
+    graced = [d for d in ds if 300.0 <= d.time < 300.0 + grace]
+    assert all(d.state is S.SLOWING and "holding: signal poor" in d.reason for d in graced)
+    held = [d for d in ds if 300.0 <= d.time < 335.0]
+    assert len({d.pace_brpm for d in held}) == 1  # the pace holds from the first bad estimate
+    assert not any(d.dose_ready for d in held)
+    back = next(d for d in ds if d.time > 300 + grace and d.state is not S.SIGNAL_LOST)
     assert back.state is S.SLOWING and back.time == pytest.approx(335.0)  # 5 s of usable signals
     assert "signals back" in back.reason
     assert ds[-1].state is S.READY_FOR_DOSING  # and the session goes on
-    assert ctl.summary().signal_lost_s == pytest.approx(35.0)
+    assert ctl.summary().signal_lost_s == pytest.approx(35.0 - grace)
 
 
 def test_stale_estimates_mean_signal_lost_never_ready() -> None:
