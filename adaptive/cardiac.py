@@ -59,6 +59,7 @@ __all__ = [
     "BoolArray",
     "CardiacConfig",
     "EstimateSeries",
+    "CardiacEstimator",
     "HeartRateEstimator",
     "HrvEstimator",
     "HrvSpectrum",
@@ -686,6 +687,45 @@ class HrvEstimator(_BeatHopper):
         w = self.config.hrv_window_s
         for t_hop, iv in self._push(x, t):
             for metric, (v, q) in _hrv_window(_window(iv, t_hop, w), t_hop, w, self.config).items():
+                out.append(Estimate(metric, v, q, t_hop))
+        return out
+
+
+class CardiacEstimator(_BeatHopper):
+    """Heart rate and HRV from one shared beat detector.
+
+    Emits, every ``hop_s``, exactly what :class:`HeartRateEstimator` and :class:`HrvEstimator`
+    emit together (same values, same order: heart-rate metrics first), but detects the beats
+    once instead of twice: the pipeline's choice.
+
+    Parameters
+    ----------
+    sfreq : float
+        PPG sampling rate in Hz.
+    config : CardiacConfig or None
+        Settings.
+    """
+
+    def __init__(self, sfreq: float, config: CardiacConfig | None = None) -> None:
+        cfg = config if config is not None else CardiacConfig()
+        history = max(cfg.hr_window_s, cfg.hrv_window_s) + 5.0
+        super().__init__(sfreq, cfg, history, "CardiacEstimator", raw_window_s=cfg.hr_window_s)
+
+    def update(self, chunk: Chunk) -> list[Estimate]:
+        """Process a PPG chunk; return the estimates of every hop it completes.
+
+        Raises
+        ------
+        ValueError
+            If the chunk is not PPG or has another sampling rate.
+        """
+        x, t = self._samples(chunk)
+        out: list[Estimate] = []
+        cfg = self.config
+        for t_hop, iv, raw in self._push_raw(x, t):
+            hr = _hr_window(_window(iv, t_hop, cfg.hr_window_s), cfg.hr_window_s, raw, self.sfreq)
+            hrv = _hrv_window(_window(iv, t_hop, cfg.hrv_window_s), t_hop, cfg.hrv_window_s, cfg)
+            for metric, (v, q) in (*hr.items(), *hrv.items()):
                 out.append(Estimate(metric, v, q, t_hop))
         return out
 

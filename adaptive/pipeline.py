@@ -1,14 +1,17 @@
 """The DSP pipeline: routes each chunk to the estimators of its signal kind.
 
-Two stages keep the output independent of how the data arrives:
+Chunks are only buffered on arrival (:meth:`DspPipeline.update`).  The work happens in
+:meth:`DspPipeline.advance`, which the session engine calls on a fixed grid of data time once
+every stream has been received past the grid point:
 
-1. :meth:`DspPipeline.update` runs the chunk-invariant estimators of one signal kind
-   (EEG band powers and relaxation; PPG heart rate, HRV, quality and breathing; accelerometer
-   quality and breathing).  Each emits estimates on fixed hops of its own stream.
-2. :meth:`DspPipeline.advance` feeds the estimates up to a data time, sorted by time, to the
-   estimators that combine streams (arousal).  The session engine calls it on a fixed grid of
-   data time once every stream has passed the grid point, so the combination does not depend
-   on which stream's chunk happened to arrive first.
+1. every stream's samples up to that time go to the estimators of their kind, in a fixed order
+   (EEG band powers and relaxation; PPG heart rate, HRV and breathing; accelerometer quality
+   and breathing);
+2. their estimates, sorted by time, go to the estimator that combines streams (arousal).
+
+So what the estimators see, the pace hint included (set between two calls), depends only on
+the samples and the grid, never on how the packets arrived: live runs, replays at any speed and
+tests give identical estimates.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .arousal import ArousalConfig, ArousalEstimator
-from .cardiac import CardiacConfig, HeartRateEstimator, HrvEstimator
+from .cardiac import CardiacConfig, CardiacEstimator
 from .eeg import EegConfig, EegEstimator
 from .quality import AccelQualityMonitor
 from .respiration import RespirationEstimator
@@ -97,8 +100,7 @@ class DspPipeline:
         self._specs = {s.kind: s for s in streams}
         cfg = self.config
         self._eeg: EegEstimator | None = None
-        self._hr: HeartRateEstimator | None = None
-        self._hrv: HrvEstimator | None = None
+        self._cardiac: CardiacEstimator | None = None
         self._accel_q: AccelQualityMonitor | None = None
         self._ppg_row = 0
         eeg = self._specs.get(SignalKind.EEG)
@@ -109,23 +111,26 @@ class DspPipeline:
         if ppg is not None:
             self._ppg_row = _pick_ppg_row(ppg, cfg.ppg_channel)
             self._ppg_name = ppg.ch_names[self._ppg_row]
-            self._hr = HeartRateEstimator(ppg.sfreq, cfg.cardiac)
-            self._hrv = HrvEstimator(ppg.sfreq, cfg.cardiac)
+            self._cardiac = CardiacEstimator(ppg.sfreq, cfg.cardiac)
         if accel is not None:
             self._accel_q = AccelQualityMonitor(accel.sfreq, n_channels=len(accel.ch_names))
-        self._resp = RespirationEstimator(
-            ppg_sfreq=None if ppg is None else ppg.sfreq,
-            accel_sfreq=None if accel is None else accel.sfreq,
-            accel_n_channels=3 if accel is None else len(accel.ch_names),
-        )
+        self._resp: RespirationEstimator | None = None
+        if ppg is not None or accel is not None:
+            self._resp = RespirationEstimator(
+                ppg_sfreq=None if ppg is None else ppg.sfreq,
+                accel_sfreq=None if accel is None else accel.sfreq,
+                accel_n_channels=3 if accel is None else len(accel.ch_names),
+            )
         arousal_cfg = cfg.arousal
         if arousal_cfg is None:
             arousal_cfg = ArousalConfig() if eeg is not None else ArousalConfig.ppg_only()
         self._arousal = ArousalEstimator(arousal_cfg)
         self._pending: list[Estimate] = []
+        self._buffers = {s.kind: _StreamBuffer() for s in self._specs.values()}
         self._history: dict[Metric, deque[Estimate]] = {}
         self._latest: dict[Metric, Estimate] = {}
         self._advanced_to = -np.inf
+        self._received: dict[SignalKind, float] = {}
 
     @property
     def streams(self) -> tuple[StreamSpec, ...]:
@@ -139,6 +144,8 @@ class DspPipeline:
 
     def set_pace_hint(self, pace_brpm: float | None) -> None:
         """Tell the breathing estimator the pacer's rate (a hint, never a substitute)."""
+        if self._resp is None:
+            return
         ok = pace_brpm is not None and np.isfinite(pace_brpm)
         self._resp.pace_hint_brpm = float(pace_brpm) if ok else None  # type: ignore[arg-type]
 
@@ -146,34 +153,58 @@ class DspPipeline:
         """Forget all state (a new session)."""
         self.__init__(tuple(self._specs.values()), self.config)  # type: ignore[misc]
 
-    def update(self, chunk: Chunk) -> list[Estimate]:
-        """Run the estimators of ``chunk``'s kind; return their new estimates.
+    def update(self, chunk: Chunk) -> None:
+        """Buffer a chunk until :meth:`advance` passes its samples to the estimators.
 
-        The estimates are also queued for :meth:`advance`.
+        Raises
+        ------
+        ValueError
+            If the chunk's kind is not one of the pipeline's streams.
         """
+        buf = self._buffers.get(chunk.kind)
+        if buf is None:
+            raise ValueError(
+                f"Invalid value for 'kind': expected one of {', '.join(repr(k.value) for k in self._buffers)}, "
+                f"got {chunk.kind.value!r}. Build the pipeline with the source's streams."
+            )
+        if chunk.n_times:
+            buf.push(chunk)
+            self._received[chunk.kind] = float(chunk.times[-1])
+
+    @property
+    def received_until(self) -> Mapping[SignalKind, float]:
+        """Per stream, the time of the last sample received."""
+        return dict(self._received)
+
+    def _run(self, chunk: Chunk) -> list[Estimate]:
         out: list[Estimate] = []
         kind = chunk.kind
         if kind is SignalKind.EEG and self._eeg is not None:
             out += self._eeg.update(chunk)
-        elif kind is SignalKind.PPG and self._hr is not None and self._hrv is not None:
+        elif kind is SignalKind.PPG and self._cardiac is not None:
             one = Chunk(kind, chunk.data[self._ppg_row : self._ppg_row + 1], chunk.times, chunk.sfreq, (self._ppg_name,))
-            out += self._hr.update(one)
-            out += self._hrv.update(one)
-            out += self._resp.update(one)
+            out += self._cardiac.update(one)
+            if self._resp is not None:
+                out += self._resp.update(one)
         elif kind is SignalKind.ACCEL and self._accel_q is not None:
             out += self._accel_q.update(chunk)
-            out += self._resp.update(chunk)
-        self._pending += out
+            if self._resp is not None:
+                out += self._resp.update(chunk)
         return out
 
     def advance(self, t: float) -> list[Estimate]:
-        """Release every queued estimate with time <= ``t``, in time order, and run arousal.
+        """Run the estimators on every buffered sample up to ``t``; release their estimates.
 
-        Returns the released estimates plus the arousal estimates they produced.
+        Estimates with time <= ``t`` are released in time order (then by metric name) and fed
+        to the arousal estimator; the arousal estimates follow them in the returned list.
         """
-        if t < self._advanced_to:
+        if t <= self._advanced_to:
             return []
         self._advanced_to = t
+        for kind, buf in self._buffers.items():
+            block = buf.take_until(t)
+            if block is not None:
+                self._pending += self._run(block)
         ready = [e for e in self._pending if e.time <= t]
         if not ready:
             return []
@@ -198,3 +229,28 @@ class DspPipeline:
                     out[m] = e
                     break
         return out
+
+
+class _StreamBuffer:
+    """Chunks of one stream waiting for :meth:`DspPipeline.advance`."""
+
+    def __init__(self) -> None:
+        self._parts: list[Chunk] = []
+
+    def push(self, chunk: Chunk) -> None:
+        self._parts.append(chunk)
+
+    def take_until(self, t: float) -> Chunk | None:
+        """Remove and return the samples with time <= ``t`` as one chunk (None if none)."""
+        if not self._parts or self._parts[0].times[0] > t:
+            return None
+        if len(self._parts) == 1:
+            data, times = self._parts[0].data, self._parts[0].times
+        else:
+            data = np.concatenate([c.data for c in self._parts], axis=1)
+            times = np.concatenate([c.times for c in self._parts])
+        first = self._parts[0]
+        n = int(np.searchsorted(times, t, side="right"))
+        rest = times.size - n
+        self._parts = [Chunk(first.kind, data[:, n:], times[n:], first.sfreq, first.ch_names)] if rest else []
+        return Chunk(first.kind, data[:, :n], times[:n], first.sfreq, first.ch_names)

@@ -3,7 +3,7 @@
 The caller owns the loop and the clock: the live app calls :func:`session_tick` once per frame
 with monotonic time, replay and tests call it in a tight loop with a manual clock.  Decisions
 are taken on a fixed grid of *data* time (every ``tick_s`` seconds), each from the estimates
-up to that grid point, once every stream has delivered past it.  So the same samples give the
+up to that grid point, once every stream has been received past it.  So the same samples give the
 same decisions whatever the poll schedule or replay speed.
 """
 
@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .controller import PacingController, PacingDecision
 from .pipeline import DspPipeline
-from .types import Chunk, Estimate, PaceFollower, SignalKind, Source
+from .types import Chunk, Estimate, PaceFollower, Source
 
 __all__ = ["SessionEngine", "Sink", "TickResult", "session_tick"]
 
@@ -60,14 +60,15 @@ class SessionEngine:
         Decision period in seconds of data time.
     max_wait_s : float
         A stream that lags the newest data by more than this no longer holds decisions back
-        (it has stopped: the controller must see it to declare ``signal_lost``).
+        (it has stopped: the controller must see it to declare ``signal_lost``).  Decisions
+        are identical for any delivery whose streams stay within this of each other (live
+        Bluetooth packets interleave within a second; replay delivers in time order).
     """
 
     pipeline: DspPipeline
     controller: PacingController
     tick_s: float = 0.5
-    max_wait_s: float = 2.0
-    _last_time: dict[SignalKind, float] = field(default_factory=dict)
+    max_wait_s: float = 5.0
     _next_tick: float = math.nan
     decisions: list[PacingDecision] = field(default_factory=list)
 
@@ -79,11 +80,12 @@ class SessionEngine:
             )
 
     def _data_horizon(self) -> float:
-        """Latest time up to which every live stream has delivered."""
-        if not self._last_time:
+        """Latest time up to which every live stream has been received."""
+        done = self.pipeline.received_until
+        if not done:
             return -math.inf
-        newest = max(self._last_time.values())
-        live = [t for t in self._last_time.values() if newest - t <= self.max_wait_s]
+        newest = max(done.values())
+        live = [t for t in done.values() if newest - t <= self.max_wait_s]
         return min(live)
 
     def process(self, chunks: Sequence[Chunk]) -> TickResult:
@@ -92,12 +94,11 @@ class SessionEngine:
         for chunk in chunks:
             if chunk.n_times == 0:
                 continue
+            if math.isnan(self._next_tick):  # the grid starts at the first sample of the session
+                self._next_tick = math.ceil(float(chunk.times[0]) / self.tick_s) * self.tick_s
             self.pipeline.update(chunk)
-            self._last_time[chunk.kind] = float(chunk.times[-1])
         decisions: list[PacingDecision] = []
         horizon = self._data_horizon()
-        if math.isnan(self._next_tick) and math.isfinite(horizon):
-            self._next_tick = math.ceil(horizon / self.tick_s) * self.tick_s
         while math.isfinite(horizon) and self._next_tick <= horizon:
             t = self._next_tick
             estimates += self.pipeline.advance(t)
