@@ -16,7 +16,7 @@ States (:class:`PacingState`)
     ``calibration_s`` of usable data and at least ``min_calibration_estimates`` distinct
     good breathing-rate estimates, the baseline (:class:`CalibrationResult`, medians) is
     fixed.  Until each signal metric has been usable once, missing or bad estimates count as
-    estimator warm-up, not as ``signal_lost``.
+    estimator warm-up, not as ``signal_lost``, for at most ``warmup_max_s``.
 ``matching``
     The pacer appears at ``match_fraction`` x the baseline rate for ``matching_s``.
 ``slowing``
@@ -168,6 +168,9 @@ class PacingConfig:
         Seconds of usable data to measure the baseline (default 90).
     min_calibration_estimates : int
         Fewest distinct good breathing-rate estimates for a baseline (default 10).
+    warmup_max_s : float
+        Seconds from the first step that estimators may take to deliver their first usable
+        estimates; after that, unusable signals mean ``signal_lost`` (default 60).
     matching_s : float
         Seconds at the matching pace (default 60).
     match_fraction : float
@@ -192,6 +195,10 @@ class PacingConfig:
         Seconds of not following before stepping back up (default 30).
     resume_after_s : float
         Seconds of following before descending again after a hold (default 20).
+    personal_target_after : int
+        After this many failures to follow at paces within the resonance range (at or below
+        ``tune_max_brpm``), the target becomes one ``step_brpm`` above the lowest pace lost,
+        capped at ``tune_max_brpm`` (default 2; 0 never adapts the target).
     tune_resonance : bool
         Fine-tune the target toward the largest HR oscillation (default False).
     tune_min_brpm, tune_max_brpm : float
@@ -262,6 +269,7 @@ class PacingConfig:
 
     calibration_s: float = 90.0
     min_calibration_estimates: int = 10
+    warmup_max_s: float = 60.0
     matching_s: float = 60.0
     match_fraction: float = 0.95
     target_brpm: float = 6.0
@@ -274,6 +282,7 @@ class PacingConfig:
     hold_arousal_above: float = 0.5
     step_back_after_s: float = 30.0
     resume_after_s: float = 20.0
+    personal_target_after: int = 2
     tune_resonance: bool = False
     tune_min_brpm: float = 4.5
     tune_max_brpm: float = 7.0
@@ -365,6 +374,8 @@ class PacingConfig:
             )
         s(self, "calm_arousal_margin", _cfg_range("calm_arousal_margin", self.calm_arousal_margin, 0.0, 10.0))
         s(self, "calm_hysteresis", _cfg_range("calm_hysteresis", self.calm_hysteresis, 0.0, 1.0))
+        s(self, "warmup_max_s", _cfg_range("warmup_max_s", self.warmup_max_s, 0.0, 3600.0))
+        s(self, "personal_target_after", _cfg_int("personal_target_after", self.personal_target_after, 0, 100))
         s(self, "calm_lapse_s", _cfg_range("calm_lapse_s", self.calm_lapse_s, 0.0, 600.0))
         s(self, "signal_grace_s", _cfg_range("signal_grace_s", self.signal_grace_s, 0.0, 600.0))
         if self.arousal_reference not in _AROUSAL_REFERENCES:
@@ -667,6 +678,7 @@ class PacingController:
         self._active_alerts: set[str] = set()
         self._last_followed = math.nan
         self._mode = "descend"  # slowing sub-mode: descend | hold | step_back
+        self._low_fails: list[float] = []  # paces within the resonance range that were lost
         self._mode_since = math.nan
         self._step_reached_at = math.nan
         self._probe_reached_at = math.nan
@@ -1025,7 +1037,7 @@ class PacingController:
                 return self._resume_state, f"signals back for {ok:.0f} s"
             return st, f"signals back for {ok:.0f} of {cfg.signal_recover_s:g} s"
         if not inp.signals_ok:
-            if st is _S.CALIBRATING and inp.warming_up:
+            if st is _S.CALIBRATING and inp.warming_up and now - self._t0 < cfg.warmup_max_s:
                 return st, f"calibrating: waiting for first usable estimates ({inp.signal_problem})"
             poor = now - self._signals_bad_since
             if st in (_S.MATCHING, _S.SLOWING, _S.RESONANCE) and poor < cfg.signal_grace_s:
@@ -1128,9 +1140,11 @@ class PacingController:
             if old is _S.MATCHING:
                 self._mode, self._setpoint = "descend", self._pace
             elif old is _S.RESONANCE:  # the patient stopped following at the target
-                self._mode = "step_back"
-                self._setpoint = self._step_back_setpoint()
-                events.append(f"pace:step_back to {self._setpoint:.2f} brpm")
+                self._low_fails.append(self._pace)
+                if not self._adopt_personal_target(events):
+                    self._mode = "step_back"
+                    self._setpoint = self._step_back_setpoint()
+                    events.append(f"pace:step_back to {self._setpoint:.2f} brpm")
             else:  # resuming after signal loss / alert: confirm following first
                 self._mode, self._setpoint = "hold", self._pace
         if new is _S.RESONANCE:
@@ -1223,6 +1237,10 @@ class PacingController:
                     self._step_reached_at = math.nan
                     events.append(f"pace:descend from {self._pace:.2f} brpm reason:{inp.follow_text}")
             elif now - max(self._follow_bad_since, self._mode_since) >= cfg.step_back_after_s:
+                if self._pace <= cfg.tune_max_brpm + _EPS:
+                    self._low_fails.append(self._pace)
+                if self._adopt_personal_target(events):
+                    return
                 self._mode, self._mode_since = "step_back", now
                 self._setpoint = self._step_back_setpoint()
                 events.append(f"pace:step_back to {self._setpoint:.2f} brpm reason:{inp.follow_text}")
@@ -1239,6 +1257,30 @@ class PacingController:
             self._mode_since = now
             self._setpoint = min(self._pace + cfg.step_brpm, self._match_pace)
             events.append(f"pace:step_back to {self._setpoint:.2f} brpm reason:{inp.follow_text}")
+
+    def _adopt_personal_target(self, events: list[str]) -> bool:
+        """After repeated failures to follow inside the resonance range, hold there instead.
+
+        Resonance frequencies differ between people (about 4.5 to 7 breaths/min): a patient who
+        twice cannot follow below a pace in that range gets a personal target one step above
+        the lowest pace they lost it at (capped at ``tune_max_brpm``).
+        """
+        cfg = self._cfg
+        if cfg.personal_target_after == 0 or len(self._low_fails) < cfg.personal_target_after:
+            return False
+        personal = min(min(self._low_fails) + cfg.step_brpm, cfg.tune_max_brpm)
+        if personal <= self._target + _EPS:
+            return False
+        lowest = min(self._low_fails)
+        self._target = personal
+        self._mode, self._setpoint = "descend", personal
+        events.append(
+            f"pace:personal_target {personal:.2f} brpm reason:could not follow below "
+            f"{lowest:.2f} brpm {len(self._low_fails)} times"
+        )
+        logger.info("personal target %.2f brpm (lost following at %.2f brpm %d times)",
+                    personal, lowest, len(self._low_fails))
+        return True
 
     def _control_tuning(self, now: float, events: list[str]) -> None:
         """Grid hill-climb of the target toward the largest HR oscillation (``tune_resonance``)."""

@@ -647,3 +647,44 @@ def test_from_mapping_reads_a_protocol_table() -> None:
         Metric.QUALITY_ACCEL,
     )
     assert PacingConfig.from_mapping({}) == PacingConfig()
+
+
+class FloorPatient(Patient):
+    """Follows the pacer, but cannot breathe slower than ``floor`` breaths/min."""
+
+    def __init__(self, floor: float, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.floor = floor
+
+    def advance(self, dt: float, pace: float) -> None:
+        goal = max(pace, self.floor) if math.isfinite(pace) else self.natural
+        self.r += (goal - self.r) * (1.0 - math.exp(-dt / 10.0))
+
+
+def test_patient_with_a_floor_in_the_resonance_range_gets_a_personal_target() -> None:
+    # 7 brpm is more than one following tolerance (0.72 brpm at 6) above the target of 6
+    ctl = PacingController()
+    ds = run(ctl, FloorPatient(7.0), 2400.0)
+    adopted = [e for e in events(ds) if e.startswith("pace:personal_target")]
+    assert len(adopted) == 1, events(ds)
+    target = float(adopted[0].split()[1])
+    assert ctl.config.target_brpm < target <= ctl.config.tune_max_brpm  # inside the resonance range
+    ready = first(ds, S.READY_FOR_DOSING)
+    assert ready.pace_brpm == pytest.approx(target)
+
+
+def test_personal_target_can_be_switched_off() -> None:
+    ctl = PacingController(PacingConfig(personal_target_after=0))
+    ds = run(ctl, FloorPatient(7.0), 1800.0)
+    assert not any(e.startswith("pace:personal_target") for e in events(ds))
+    assert not any(d.dose_ready for d in ds)  # target 6 is never reached by this patient
+
+
+def test_signals_never_usable_mean_signal_lost_after_warm_up() -> None:
+    ctl = PacingController()
+    bad = lambda t, latest: {m: dataclasses.replace(e, quality=0.1) for m, e in latest.items()}  # noqa: E731
+    ds = run(ctl, Patient(), 300.0, modify=bad)
+    lost = first(ds, S.SIGNAL_LOST)
+    assert lost.time == pytest.approx(ctl.config.warmup_max_s)
+    assert all(d.state is S.CALIBRATING for d in ds if d.time < lost.time)
+    assert not any(d.dose_ready or d.pacer_visible for d in ds)
