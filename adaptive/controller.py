@@ -198,7 +198,7 @@ class PacingConfig:
     personal_target_after : int
         After this many failures to follow at paces within the resonance range (at or below
         ``tune_max_brpm``), the target becomes one ``step_brpm`` above the lowest pace lost,
-        capped at ``tune_max_brpm`` (default 2; 0 never adapts the target).
+        capped at ``tune_max_brpm`` (default 1; 0 never adapts the target).
     tune_resonance : bool
         Fine-tune the target toward the largest HR oscillation (default False).
     tune_min_brpm, tune_max_brpm : float
@@ -282,7 +282,7 @@ class PacingConfig:
     hold_arousal_above: float = 0.5
     step_back_after_s: float = 30.0
     resume_after_s: float = 20.0
-    personal_target_after: int = 2
+    personal_target_after: int = 1
     tune_resonance: bool = False
     tune_min_brpm: float = 4.5
     tune_max_brpm: float = 7.0
@@ -1262,8 +1262,9 @@ class PacingController:
         """After repeated failures to follow inside the resonance range, hold there instead.
 
         Resonance frequencies differ between people (about 4.5 to 7 breaths/min): a patient who
-        twice cannot follow below a pace in that range gets a personal target one step above
-        the lowest pace they lost it at (capped at ``tune_max_brpm``).
+        cannot follow below a pace in that range (``personal_target_after`` times) gets a
+        personal target one step above the lowest pace they lost it at (capped at
+        ``tune_max_brpm``), rather than being pushed again and again toward the default.
         """
         cfg = self._cfg
         if cfg.personal_target_after == 0 or len(self._low_fails) < cfg.personal_target_after:
@@ -1273,7 +1274,8 @@ class PacingController:
             return False
         lowest = min(self._low_fails)
         self._target = personal
-        self._mode, self._setpoint = "descend", personal
+        # rise to the new target and descend again only once the patient follows there
+        self._mode, self._setpoint = "step_back", personal
         events.append(
             f"pace:personal_target {personal:.2f} brpm reason:could not follow below "
             f"{lowest:.2f} brpm {len(self._low_fails)} times"

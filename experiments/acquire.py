@@ -31,12 +31,12 @@ def make_source(args: argparse.Namespace, clock: MonotonicClock | ScaledClock) -
     """
     name = args.source
     files = [Path(f) for f in getattr(args, "files", [])]
-    if files and name != "playback":
+    if files and name not in ("playback", "replay"):
         raise ConfigError(
             f"Invalid arguments: FILE given with --source {name}. Files are read only by "
-            "'--source playback FILE [FILE [FILE]]'."
+            "'--source playback FILE [FILE [FILE]]' and '--source replay FILE...'."
         )
-    if name not in ("simulated",) and getattr(args, "speed", 1.0) != 1.0:
+    if name not in ("simulated", "replay") and getattr(args, "speed", 1.0) != 1.0:
         raise ConfigError(
             f"Invalid value for '--speed': a live device runs in real time, got {args.speed!r} with "
             f"--source {name}. Use --speed only with --source simulated."
@@ -50,6 +50,27 @@ def make_source(args: argparse.Namespace, clock: MonotonicClock | ScaledClock) -
                 f"got {args.profile!r}."
             )
         return SimulatedPatient(profile=args.profile, seed=args.seed)
+
+    if name == "replay":
+        if not files:
+            raise ConfigError(
+                "Invalid value for 'FILE': expected a recording (session.xdf or its folder, a LabRecorder "
+                "XDF, BrainFlow files or a muselsl CSV), got none. Example: --source replay session.xdf"
+            )
+        for f in files:
+            if not f.exists():
+                raise ConfigError(f"Invalid value for 'FILE': {f} does not exist.")
+        from sensors.replay import ReplaySource
+
+        return ReplaySource([str(f) for f in files] if len(files) > 1 else str(files[0]))
+    if name == "lsl":
+        from sensors.lsl_inlet import LslInletSource
+
+        wanted = {k: getattr(args, f"lsl_{k}", None) for k in ("eeg", "ppg", "accel", "gyro")}
+        timeout = float(getattr(args, "lsl_timeout", 5.0))
+        if not any(wanted.values()):
+            return LslInletSource.auto(timeout_s=timeout, clock=clock)
+        return LslInletSource(**wanted, timeout_s=timeout, clock=clock)
 
     from sensors.brainflow_source import BrainFlowSource
 
@@ -124,6 +145,7 @@ def acquire(
     Returns the final per-stream summaries.
     """
     stats = {s.kind: StreamStats(s.kind, s.sfreq) for s in source.streams}
+    clock.restart()
     source.start()
     try:
         # Session time starts with the clock (the simulated patient's first sample is at 0),
@@ -175,17 +197,3 @@ def run_acquire(args: argparse.Namespace, out: TextIO) -> int:
     summaries = acquire(source, clock, args.duration, args.interval, out)
     _write_summary(out, summaries)
     return 0
-
-
-def run_demo(args: argparse.Namespace, out: TextIO) -> int:
-    """``calmloop demo``: the simulated patient, headless, with live per-sensor figures."""
-    ns = argparse.Namespace(
-        source="simulated",
-        files=[],
-        profile="compliant",
-        seed=0,
-        speed=args.speed,
-        duration=args.duration,
-        interval=args.speed,  # one line per wall-clock second
-    )
-    return run_acquire(ns, out)

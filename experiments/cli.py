@@ -11,7 +11,7 @@ from adaptive.errors import EngineError
 
 logger = logging.getLogger(__name__)
 
-SOURCE_CHOICES = ("simulated", "synthetic", "muse-2", "muse-s", "muse-s-athena", "playback")
+SOURCE_CHOICES = ("simulated", "synthetic", "muse-2", "muse-s", "muse-s-athena", "playback", "replay", "lsl")
 
 
 def _speed(text: str) -> float | str:
@@ -39,8 +39,14 @@ def _add_source_options(p: argparse.ArgumentParser, *, allow_max: bool = False) 
         nargs="*",
         metavar="FILE",
         help="with --source playback: BrainFlow files, one per preset, in the order "
-        "default (EEG) [auxiliary (motion) [ancillary (PPG)]]",
+        "default (EEG) [auxiliary (motion) [ancillary (PPG)]]; with --source replay: a recording "
+        "(calmloop session.xdf or folder, LabRecorder XDF, BrainFlow files, muselsl CSV)",
     )
+    g.add_argument("--lsl-eeg", help="--source lsl: EEG stream name or type (default: find Muse-like streams)")
+    g.add_argument("--lsl-ppg", help="--source lsl: PPG stream name or type")
+    g.add_argument("--lsl-accel", help="--source lsl: accelerometer stream name or type")
+    g.add_argument("--lsl-gyro", help="--source lsl: gyroscope stream name or type")
+    g.add_argument("--lsl-timeout", type=float, default=5.0, help="--source lsl: seconds to look for streams")
     g.add_argument("--mac", help="Muse: Bluetooth MAC address of the headband (else: first found)")
     g.add_argument("--serial", help="Muse: device name/serial, e.g. 'Muse-1A2B' (else: first found)")
     g.add_argument(
@@ -84,15 +90,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", help="protocol TOML file (default: the shipped predose.toml)")
     p.add_argument("--patient-id", default="anon", help="pseudonymous patient code (never a name)")
     p.add_argument("--headless", action="store_true", help="no window: status lines on the terminal")
+    p.add_argument("--fullscreen", action="store_true", help="patient view full-screen (F toggles)")
+    p.add_argument("--lsl", action="store_true", help="publish raw streams, estimates, pacer and markers over LSL")
+    p.add_argument(
+        "--lsl-scope",
+        choices=("machine", "link", "site"),
+        default="machine",
+        help="how far LSL reaches (default machine: this computer only; see README before widening)",
+    )
     p.add_argument("--out", default="sessions", help="folder for session folders (default ./sessions)")
     for when in ("before", "after"):
         p.add_argument(f"--mood-{when}", type=float, help=f"mood {when} the session, 0 (no depression) to 10 (worst ever)")
         p.add_argument(f"--pain-{when}", type=float, help=f"pain {when} the session, 0 (none) to 10 (worst)")
         p.add_argument(f"--phq9-{when}", help=f"PHQ-9 item scores {when} the session: nine numbers 0-3, comma-separated")
 
-    p = sub.add_parser("demo", help="the main job: a session on the simulated patient, headless")
-    p.add_argument("--duration", type=float, default=20.0, help="simulated seconds (default 20)")
-    p.add_argument("--speed", type=float, default=4.0, help="times faster than real time (default 4)")
+    p = sub.add_parser("replay", help="run a recorded session through the same pipeline, as fast as asked")
+    p.add_argument("files", nargs="+", metavar="FILE", help="recording: session.xdf or its folder, XDF, BrainFlow, CSV")
+    p.add_argument("--speed", type=_speed, default="max", help="'max' (default), 1 for real time, or a factor")
+    p.add_argument("--headless", action="store_true", help="no window")
+    p.add_argument("--protocol", help="protocol TOML (default: the one recorded with the session, else predose)")
+    p.add_argument("--out", default="sessions", help="folder for the replay's session folder (default ./sessions)")
+    p.add_argument("--patient-id", default=None, help="pseudonymous id for the replay folder (default: recorded id)")
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job: a whole session on the simulated patient, about a minute, "
+        "headless when there is no display",
+    )
+    p.add_argument("--speed", type=_speed, default=15.0, help="times faster than real time (default 15)")
+    p.add_argument("--profile", default="compliant", help="simulated patient profile (default compliant)")
+    p.add_argument("--out", default="sessions", help="folder for session folders (default ./sessions)")
     return parser
 
 
@@ -116,8 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .session import run_session
 
             return run_session(args, sys.stdout)
+        if args.command == "replay":
+            from .replay import run_replay
+
+            return run_replay(args, sys.stdout)
         if args.command == "demo":
-            return acquire.run_demo(args, sys.stdout)
+            from .session import run_demo
+
+            return run_demo(args, sys.stdout)
     except EngineError as exc:
         print(f"calmloop: error: {exc}", file=sys.stderr)
         return 2

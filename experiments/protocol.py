@@ -127,3 +127,12 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Invalid protocol file {where}: not valid TOML ({exc}).") from exc
     return protocol_from_mapping(data, where)
+
+
+def protocol_from_dict(d: Mapping[str, Any], where: str = "recorded session") -> Protocol:
+    """Inverse of :meth:`Protocol.to_dict` (what a session's ``session.json`` stores)."""
+    session = {k: d[k] for k in _SESSION_KEYS if k in d and d[k] is not None}
+    tables: dict[str, Any] = {"session": session, "pacing": dict(d.get("pacing", {}))}
+    if "ask" in d:
+        tables["outcomes"] = {"ask": list(d["ask"])}
+    return protocol_from_mapping(tables, where)

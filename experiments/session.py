@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol as TypingProtocol, TextIO
 
 from adaptive.controller import PacingController, PacingDecision, PacingState, PacingSummary
 from adaptive.errors import ConfigError
-from adaptive.pipeline import DspPipeline
-from adaptive.session import SessionEngine, TickResult, session_tick
-from adaptive.types import Metric, Source
+from adaptive.pipeline import DspPipeline, PipelineConfig
+from adaptive.records import check_patient_id
+from adaptive.session import SessionEngine, Sink, TickResult, session_tick
+from adaptive.types import Metric, Source, SourceStatus
 from sensors.clocks import ManualClock, MonotonicClock, ScaledClock
 
 from .acquire import make_source
@@ -99,6 +98,16 @@ class SessionResult:
     end_reason: str
 
 
+class Frontend(TypingProtocol):
+    """What a session loop can drive besides sinks: a window that also returns user commands."""
+
+    def write(self, result: TickResult) -> None: ...
+
+    def frame(self, now_s: float) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
 def run_closed_loop(
     source: Source,
     protocol: Protocol,
@@ -107,19 +116,27 @@ def run_closed_loop(
     max_speed: bool = False,
     status_out: TextIO | None = None,
     tick_s: float = 0.5,
+    sinks: Sequence[Sink] = (),
+    frontend: Frontend | None = None,
+    pipeline_config: PipelineConfig | None = None,
 ) -> tuple[PacingController, SessionEngine, EventLog, str]:
-    """Run source -> DSP -> controller until the protocol ends the session.
+    """Run source -> DSP -> controller -> sinks until the protocol (or the user) ends the session.
 
     Returns the controller, the engine (with every decision), the event log and why it ended.
     """
-    pipeline = DspPipeline(source.streams)
+    pipeline = DspPipeline(source.streams, pipeline_config)
     controller = PacingController(protocol.pacing)
     engine = SessionEngine(pipeline, controller, tick_s=tick_s)
     log = EventLog()
     status = StatusLine(status_out)
-    sinks = [log, status]
+    all_sinks: list[Sink] = [log, status, *sinks]
+    if frontend is not None:
+        all_sinks.append(frontend)
     end_reason = ""
     ready_at = math.nan
+    paused_at = math.nan
+    if not isinstance(clock, ManualClock):
+        clock.restart()
     source.start()
     try:
         while True:
@@ -128,12 +145,19 @@ def run_closed_loop(
                 now = clock.advance(MAX_SPEED_STEP_S)
             else:
                 now = clock.now()
-            try:
-                result = session_tick(source, engine, sinks, now)
-            except KeyboardInterrupt:
-                controller.stop("interrupted at the console", by="clinician")
-                raise
+            result = session_tick(source, engine, all_sinks, now)
             status.latest = dict(pipeline.latest)
+            if frontend is not None:
+                for cmd in frontend.frame(now):
+                    name = getattr(cmd, "name", str(cmd)).upper()
+                    if name == "STOP":
+                        controller.stop("stop confirmed on screen", by="clinician")
+                    elif name == "PAUSE" and math.isnan(paused_at):
+                        paused_at = now
+                        logger.info("paused by the clinician at %.1f s", now)
+                    elif name == "RESUME" and not math.isnan(paused_at):
+                        logger.info("resumed after %.1f s", now - paused_at)
+                        paused_at = math.nan
             d = result.decision
             if d is not None:
                 if d.dose_ready and math.isnan(ready_at):
@@ -147,12 +171,17 @@ def run_closed_loop(
                 if math.isfinite(ready_at) and d.time - ready_at >= protocol.after_ready_s:
                     end_reason = f"{protocol.after_ready_s:g} s of guiding after ready for dosing"
                     break
+            if source.status is SourceStatus.STOPPED:
+                end_reason = "the recording ended"
+                break
             if not max_speed:
-                time.sleep(0.01)
+                time.sleep(0.004 if frontend is not None else 0.01)
     except KeyboardInterrupt:
         end_reason = "stopped by the clinician (Ctrl-C)"
     finally:
         source.stop()
+        if frontend is not None:
+            frontend.close()
     return controller, engine, log, end_reason
 
 
@@ -165,44 +194,6 @@ def _outcomes(args: argparse.Namespace, when: str, ask: tuple[str, ...]) -> Outc
         pain=pain if "pain" in ask else None,
         phq9_items=parse_phq9(phq) if phq is not None and "phq9" in ask else None,
     )
-
-
-def _check_patient_id(pid: str) -> str:
-    ok = pid and len(pid) <= 32 and all(c.isalnum() or c in "-_" for c in pid)
-    if not ok:
-        raise ConfigError(
-            f"Invalid value for '--patient-id': expected a pseudonymous code of letters, digits, '-' or '_' "
-            f"(at most 32), got {pid!r}. Never use the patient's name."
-        )
-    return pid
-
-
-def write_session_files(result: SessionResult, folder: Path, extra: dict[str, Any]) -> Path:
-    """Write ``session.json`` (protocol, summary, events, outcomes) into a private folder."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(folder, 0o700)
-    path = folder / "session.json"
-    data = {
-        "format_version": 1,
-        "protocol": result.protocol.to_dict(),
-        "summary": asdict(result.summary),
-        "end_reason": result.end_reason,
-        "events": [{"time_s": t, "event": e} for t, e in result.events],
-        "outcomes": {
-            "before": result.outcomes_before.to_dict(),
-            "after": result.outcomes_after.to_dict(),
-            "changes": [
-                {"measure": c.measure, "before": c.before, "after": c.after, "change": c.change,
-                 "percent_change": None if math.isnan(c.percent_change) else c.percent_change}
-                for c in result.changes
-            ],
-        },
-        **extra,
-    }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, default=str)
-    return path
 
 
 def format_summary(result: SessionResult) -> str:
@@ -237,6 +228,10 @@ def format_summary(result: SessionResult) -> str:
         for c in result.changes:
             pct = "" if math.isnan(c.percent_change) else f", {c.percent_change:+.0f} %"
             lines.append(f"  {c.measure:<6} {c.before:g} -> {c.after:g}  ({c.change:+g}{pct})")
+    if not result.changes:
+        lines.append(
+            "outcomes:            not entered (pass --mood-before/--mood-after, --pain-..., --phq9-...)"
+        )
     lines.append("key events:")
     for t, e in result.events:
         if e.startswith(("state:", "alert:", "ready_for_dosing", "stop:")):
@@ -244,35 +239,69 @@ def format_summary(result: SessionResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _make_frontend(args: argparse.Namespace) -> Frontend | None:
+    if getattr(args, "headless", True):
+        return None
+    from feedback.app import PatientWindow
+
+    return PatientWindow(fullscreen=bool(getattr(args, "fullscreen", False)))  # type: ignore[return-value]
+
+
 def run_session(args: argparse.Namespace, out: TextIO) -> int:
-    """``calmloop session``."""
+    """``calmloop session``: source, DSP, controller, feedback and recording, until the end."""
     protocol = load_protocol(args.protocol)
-    pid = _check_patient_id(args.patient_id)
+    pid = check_patient_id(args.patient_id)
     before = _outcomes(args, "before", protocol.ask)
     max_speed = args.speed == "max"
     speed = 1.0 if max_speed else float(args.speed)
-    if args.source != "simulated" and (max_speed or speed != 1.0):
+    replaying = args.source == "replay"
+    if args.source not in ("simulated", "replay") and (max_speed or speed != 1.0):
         raise ConfigError(
             f"Invalid value for '--speed': a live device runs in real time, got {args.speed!r} with "
-            f"--source {args.source}. Use --speed only with --source simulated."
+            f"--source {args.source}. Use --speed only with --source simulated or replay."
         )
+    if getattr(args, "lsl", False) or args.source == "lsl":
+        from sensors.lsl_scope import apply_lsl_scope
+
+        apply_lsl_scope(getattr(args, "lsl_scope", "machine"))
     clock: ManualClock | MonotonicClock | ScaledClock
     if max_speed:
         clock = ManualClock()
-    elif args.source == "simulated":
+    elif args.source in ("simulated", "replay"):
         clock = ScaledClock(speed)
     else:
         clock = MonotonicClock()
-    ns = argparse.Namespace(**{**vars(args), "speed": 1.0})
-    source = make_source(ns, clock if not isinstance(clock, ManualClock) else MonotonicClock())
-    out.write(
-        f"calmloop session: protocol {protocol.name!r}, source {args.source}"
-        f"{' (' + args.profile + ')' if args.source == 'simulated' else ''}, "
-        f"speed {args.speed}, patient {pid}\n"
-    )
-    controller, engine, log, end_reason = run_closed_loop(
-        source, protocol, clock, max_speed=max_speed, status_out=out
-    )
+    source = make_source(argparse.Namespace(**{**vars(args), "speed": 1.0}), clock)
+    label = args.source + (f" ({args.profile})" if args.source == "simulated" else "")
+    out.write(f"calmloop session: protocol {protocol.name!r}, source {label}, speed {args.speed}, patient {pid}\n")
+
+    from feedback.recorder import SessionRecorder
+
+    config = {
+        "protocol": protocol.to_dict(),
+        "source": args.source,
+        "profile": args.profile if args.source == "simulated" else None,
+        "seed": args.seed if args.source == "simulated" else None,
+        "speed": args.speed,
+        "files": [str(f) for f in getattr(args, "files", [])],
+        "lsl": bool(getattr(args, "lsl", False)),
+    }
+    recorder = SessionRecorder.create(args.out, source.streams, patient_id=pid, config=config)
+    sinks: list[Sink] = [recorder]
+    outlets = None
+    if getattr(args, "lsl", False):
+        from feedback.lsl_outlet import LslOutlets
+
+        outlets = LslOutlets(source.streams, clock=clock, source_id_prefix=f"calmloop-{args.source}")
+        sinks.append(outlets)
+    try:
+        controller, engine, log, end_reason = run_closed_loop(
+            source, protocol, clock, max_speed=max_speed, status_out=out, sinks=sinks,
+            frontend=_make_frontend(args),
+        )
+    finally:
+        if outlets is not None:
+            outlets.close()
     after = _outcomes(args, "after", protocol.ask)
     result = SessionResult(
         protocol=protocol,
@@ -284,13 +313,44 @@ def run_session(args: argparse.Namespace, out: TextIO) -> int:
         changes=summarise_outcomes(before, after),
         end_reason=end_reason,
     )
+    for c in result.changes:
+        recorder.outcome(c.measure, c.before, c.after)
+    recorder.write_sidecar({
+        "patient_id": pid,
+        "end_reason": end_reason,
+        "events": [{"time_s": t, "event": e} for t, e in log.events],
+        "outcomes": {
+            "before": before.to_dict(),
+            "after": after.to_dict(),
+            "changes": [
+                {"measure": c.measure, "before": c.before, "after": c.after, "change": c.change,
+                 "percent_change": c.percent_change}
+                for c in result.changes
+            ],
+        },
+    })
+    recorder.close(result.summary, end_reason=end_reason)
     out.write(format_summary(result))
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = Path(args.out) / f"{stamp}_{pid}"
-    path = write_session_files(
-        result,
-        folder,
-        {"patient_id": pid, "source": args.source, "profile": args.profile, "seed": args.seed, "speed": args.speed},
-    )
-    out.write(f"session file: {path}\n")
+    out.write(f"session folder: {recorder.folder}\n")
     return 0
+
+
+def run_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """``calmloop demo``: a whole session on the simulated patient, about a minute long."""
+    parser_defaults = {
+        "source": "simulated", "files": [], "mac": None, "serial": None, "ppg_preset": "p50",
+        "connect_timeout": 15.0, "seed": 0, "verbose_device": False, "protocol": None,
+        "patient_id": "demo", "headless": not has_display(),
+        **{f"{m}_{w}": None for m in ("mood", "pain", "phq9") for w in ("before", "after")},
+    }
+    ns = argparse.Namespace(**{**parser_defaults, **vars(args)})
+    return run_session(ns, out)
+
+
+def has_display() -> bool:
+    """Whether a window can be opened (an X11/Wayland display, or not Linux)."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

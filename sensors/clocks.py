@@ -14,8 +14,12 @@ class MonotonicClock:
         self._t0 = time.monotonic()
 
     def now(self) -> float:
-        """Return seconds since the clock was created."""
+        """Return seconds since the clock was created (or restarted)."""
         return time.monotonic() - self._t0
+
+    def restart(self) -> None:
+        """Make now 0 again: call it right before the source starts, after slow set-up."""
+        self._t0 = time.monotonic()
 
 
 class ScaledClock:
@@ -42,8 +46,12 @@ class ScaledClock:
         return self._speed
 
     def now(self) -> float:
-        """Return scaled seconds since the clock was created."""
+        """Return scaled seconds since the clock was created (or restarted)."""
         return (time.monotonic() - self._t0) * self._speed
+
+    def restart(self) -> None:
+        """Make now 0 again: call it right before the source starts, after slow set-up."""
+        self._t0 = time.monotonic()
 
 
 class ManualClock:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +64,29 @@ def test_muse_without_adapter_fails_fast_with_what_to_check(capsys: pytest.Captu
 def test_bad_options_give_one_clear_error(argv: list[str], match: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert match in capsys.readouterr().err
+
+
+def test_session_records_and_replays_identically(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A short session on the simulated patient, recorded, then replayed with the same result."""
+    proto = tmp_path / "short.toml"
+    proto.write_text("[session]\nmax_duration_s = 150\n[pacing]\ncalibration_s = 45\nmatching_s = 20\n")
+    argv = ["session", "--speed", "max", "--headless", "--protocol", str(proto), "--patient-id", "P017",
+            "--out", str(tmp_path / "s"), "--mood-before", "6", "--mood-after", "4"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Session summary" in out and "protocol duration 150 s reached" in out
+    assert "mood   6 -> 4  (-2, -33 %)" in out
+    (folder,) = (tmp_path / "s").iterdir()
+    assert folder.name.endswith("_P017") and oct(folder.stat().st_mode & 0o777) == "0o700"
+    data = json.loads((folder / "session.json").read_text())
+    assert data["patient_id"] == "P017" and data["outcomes"]["changes"][0]["change"] == -2
+    assert any(e["event"].startswith("state:matching") for e in data["events"])
+    assert main(["replay", str(folder), "--headless", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "identical to the recorded run" in out
+
+
+def test_session_refuses_a_name_as_patient_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["session", "--headless", "--patient-id", "Jane Doe", "--out", str(tmp_path)]) == 2
+    assert "pseudonymous" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -28,3 +28,11 @@ def test_scaled_clock_validates_speed() -> None:
     for bad in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="'speed'"):
             ScaledClock(bad)
+
+
+def test_restart_makes_now_zero_again() -> None:
+    from sensors.clocks import ScaledClock
+
+    for c in (MonotonicClock(), ScaledClock(1000.0)):
+        c.restart()
+        assert 0.0 <= c.now() < 5.0
