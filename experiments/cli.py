@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patient-id", default="anon", help="pseudonymous patient code (never a name)")
     p.add_argument("--headless", action="store_true", help="no window: status lines on the terminal")
     p.add_argument("--fullscreen", action="store_true", help="patient view full-screen (F toggles)")
+    p.add_argument("--screenshots", metavar="DIR", help="save the window at each new state and when ready")
     p.add_argument("--lsl", action="store_true", help="publish raw streams, estimates, pacer and markers over LSL")
     p.add_argument(
         "--lsl-scope",

@@ -8,6 +8,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Protocol as TypingProtocol, TextIO
 
@@ -119,12 +120,18 @@ def run_closed_loop(
     sinks: Sequence[Sink] = (),
     frontend: Frontend | None = None,
     pipeline_config: PipelineConfig | None = None,
+    screenshots: Path | None = None,
 ) -> tuple[PacingController, SessionEngine, EventLog, str]:
     """Run source -> DSP -> controller -> sinks until the protocol (or the user) ends the session.
 
     Returns the controller, the engine (with every decision), the event log and why it ended.
+    With a frontend (the patient window), it is drawn once per loop at up to 60 frames per
+    second; ``screenshots`` saves a PNG of it at the first frame of each state, and one with
+    the clinician overlay when the patient is ready for dosing.
     """
     pipeline = DspPipeline(source.streams, pipeline_config)
+    shots_taken: set[str] = set()
+    next_frame = 0.0
     controller = PacingController(protocol.pacing)
     engine = SessionEngine(pipeline, controller, tick_s=tick_s)
     log = EventLog()
@@ -148,7 +155,10 @@ def run_closed_loop(
             result = session_tick(source, engine, all_sinks, now)
             status.latest = dict(pipeline.latest)
             if frontend is not None:
-                for cmd in frontend.frame(now):
+                cmds = frontend.frame(now)
+                if screenshots is not None and engine.decisions:
+                    _screenshots(frontend, engine.decisions[-1], screenshots, shots_taken, now)
+                for cmd in cmds:
                     name = getattr(cmd, "name", str(cmd)).upper()
                     if name == "STOP":
                         controller.stop("stop confirmed on screen", by="clinician")
@@ -175,7 +185,11 @@ def run_closed_loop(
                 end_reason = "the recording ended"
                 break
             if not max_speed:
-                time.sleep(0.004 if frontend is not None else 0.01)
+                if frontend is not None:  # at most 60 frames per second
+                    next_frame = max(next_frame + 1.0 / 60.0, time.monotonic())
+                    time.sleep(max(0.0, next_frame - time.monotonic()))
+                else:
+                    time.sleep(0.01)
     except KeyboardInterrupt:
         end_reason = "stopped by the clinician (Ctrl-C)"
     finally:
@@ -183,6 +197,26 @@ def run_closed_loop(
         if frontend is not None:
             frontend.close()
     return controller, engine, log, end_reason
+
+
+def _screenshots(frontend: Frontend, d: PacingDecision, folder: Path, taken: set[str], now: float) -> None:
+    """Save the patient view at the first frame of each state, and the overlay when ready."""
+    shot = getattr(frontend, "screenshot", None)
+    if shot is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    name = d.state.value
+    if name not in taken:
+        taken.add(name)
+        shot(folder / f"patient_{name}.png")
+    if d.dose_ready and "overlay" not in taken:
+        taken.add("overlay")
+        set_overlay = getattr(frontend, "set_overlay", None)
+        if set_overlay is not None:
+            set_overlay(True)
+            frontend.frame(now)
+            shot(folder / "clinician_overlay_ready.png")
+            set_overlay(False)
 
 
 def _outcomes(args: argparse.Namespace, when: str, ask: tuple[str, ...]) -> Outcomes:
@@ -298,6 +332,7 @@ def run_session(args: argparse.Namespace, out: TextIO) -> int:
         controller, engine, log, end_reason = run_closed_loop(
             source, protocol, clock, max_speed=max_speed, status_out=out, sinks=sinks,
             frontend=_make_frontend(args),
+            screenshots=Path(args.screenshots) if getattr(args, "screenshots", None) else None,
         )
     finally:
         if outlets is not None:
