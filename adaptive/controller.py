@@ -172,7 +172,7 @@ class PacingConfig:
         Seconds from the first step that estimators may take to deliver their first usable
         estimates; after that, unusable signals mean ``signal_lost`` (default 60).
     matching_s : float
-        Seconds at the matching pace (default 60).
+        Seconds at the matching pace, for the patient to lock on (default 30).
     match_fraction : float
         Matching pace / baseline rate, 0.8..1 (default 0.95).
     target_brpm : float
@@ -189,6 +189,9 @@ class PacingConfig:
         Inhale share of each pacer cycle, 0.2..0.6 (default 0.4: exhale longer).
     follow_threshold : float
         Breath-following score that counts as following, 0..1 (default 0.5).
+    max_lead_brpm : float
+        While slowing, the pace never descends more than this below the latest measured
+        breathing rate (default 1.5; a follower lags a 1 brpm/min ramp by well under that).
     hold_arousal_above : float
         Arousal at or above which slowing holds (default 0.5; see Notes on the scale).
     step_back_after_s : float
@@ -270,7 +273,7 @@ class PacingConfig:
     calibration_s: float = 90.0
     min_calibration_estimates: int = 10
     warmup_max_s: float = 60.0
-    matching_s: float = 60.0
+    matching_s: float = 30.0
     match_fraction: float = 0.95
     target_brpm: float = 6.0
     min_pace_brpm: float = 4.5
@@ -279,6 +282,7 @@ class PacingConfig:
     step_dwell_s: float = 0.0
     inhale_fraction: float = 0.4
     follow_threshold: float = 0.5
+    max_lead_brpm: float = 1.5
     hold_arousal_above: float = 0.5
     step_back_after_s: float = 30.0
     resume_after_s: float = 20.0
@@ -374,6 +378,7 @@ class PacingConfig:
             )
         s(self, "calm_arousal_margin", _cfg_range("calm_arousal_margin", self.calm_arousal_margin, 0.0, 10.0))
         s(self, "calm_hysteresis", _cfg_range("calm_hysteresis", self.calm_hysteresis, 0.0, 1.0))
+        s(self, "max_lead_brpm", _cfg_range("max_lead_brpm", self.max_lead_brpm, 0.1, 20.0))
         s(self, "warmup_max_s", _cfg_range("warmup_max_s", self.warmup_max_s, 0.0, 3600.0))
         s(self, "personal_target_after", _cfg_int("personal_target_after", self.personal_target_after, 0, 100))
         s(self, "calm_lapse_s", _cfg_range("calm_lapse_s", self.calm_lapse_s, 0.0, 600.0))
@@ -572,6 +577,7 @@ class _Inputs:
     calm_quality_problem: bool  # a required input is stale / of low quality
     follow_ok: bool
     follow_text: str
+    resp_rate: float = math.nan  # the latest usable breathing rate, NaN if none
 
 
 def _median(values: list[float]) -> float:
@@ -956,6 +962,7 @@ class PacingController:
             calm_quality_problem=quality_problem,
             follow_ok=follow_ok,
             follow_text=follow_text,
+            resp_rate=resp.value if (resp := self._usable(latest, Metric.RESP_RATE_BRPM, now)[0]) else math.nan,
         )
 
     def _following_status(self) -> tuple[bool, str]:
@@ -1203,6 +1210,11 @@ class PacingController:
             self._setpoint = self._match_pace
         elif st is _S.SLOWING:
             self._control_slowing(inp, now, events)
+            # the pacer leads the measured breathing by at most max_lead_brpm: a patient who does
+            # not follow is never led further away (the following score, a 30 s mean, is slower)
+            lead_floor = inp.resp_rate - cfg.max_lead_brpm
+            if math.isfinite(lead_floor) and self._setpoint < min(self._pace, lead_floor):
+                self._setpoint = min(self._pace, lead_floor)  # descend no further (steps back pass)
         elif st is _S.RESONANCE:
             self._control_tuning(now, events)
             self._setpoint = self._target

@@ -151,10 +151,11 @@ def test_follower_goes_all_the_way_to_ready(follower_run: Run) -> None:
     assert cal.hr_bpm == pytest.approx(72.0, abs=0.5) and cal.eeg_relaxation == pytest.approx(0.4)
     assert first(ds, S.MATCHING).time == pytest.approx(90.0)  # default calibration 90 s
     assert first(ds, S.MATCHING).pace_brpm == pytest.approx(0.95 * cal.resp_rate_brpm)
-    assert first(ds, S.SLOWING).time == pytest.approx(150.0)  # default matching 60 s
+    slowing_at = 90.0 + ctl.config.matching_s  # after the matching time (default 30 s)
+    assert first(ds, S.SLOWING).time == pytest.approx(slowing_at)
     # 14.25 -> 6 brpm at 1 brpm/min takes 495 s when the patient follows throughout
     descent_s = 60.0 * (0.95 * cal.resp_rate_brpm - 6.0)
-    assert first(ds, S.RESONANCE).time == pytest.approx(150.0 + descent_s, abs=1.0)
+    assert first(ds, S.RESONANCE).time == pytest.approx(slowing_at + descent_s, abs=1.0)
     assert first(ds, S.RESONANCE).pace_brpm == pytest.approx(6.0)
     ready = first(ds, S.READY_FOR_DOSING)
     assert ready.time - first(ds, S.CALM).time == pytest.approx(60.0)  # default calm_dwell_s
@@ -199,16 +200,12 @@ def test_non_follower_is_held_and_never_ready() -> None:
     assert set(states(ds)) == {S.CALIBRATING, S.MATCHING, S.SLOWING}
     assert not any(d.dose_ready for d in ds)
     paces = np.array([d.pace_brpm for d in ds if d.pacer_visible])
-    # The pace may go below the 15 brpm the patient keeps by at most the following tolerance
-    # (0.12 x 15 = 1.8 brpm) plus what 1 brpm/min of slewing adds during the 30-s smoothing
-    # window and the 20-s lag range (0.83 brpm).
-    assert paces.min() >= 15.0 - (1.8 + 50.0 / 60.0)
+    # The pacer never leads the 15 brpm the patient keeps by more than max_lead_brpm (1.5),
+    # give or take the 0.15 brpm noise of the rate estimates (3 sd: 0.45)
+    assert paces.min() >= 15.0 - ctl.config.max_lead_brpm - 0.45
     assert paces.min() < 14.0  # ... but the controller did try to slow down
     evs = events(ds)
-    assert any(e.startswith("pace:hold") for e in evs) and any(e.startswith("pace:step_back") for e in evs)
-    # stepping back really raises the pace again
-    after_back = [d.pace_brpm for d in ds if d.time > 400]
-    assert max(after_back) > min(after_back) + 0.5
+    assert any(e.startswith("pace:hold") for e in evs)
 
 
 def test_patient_who_stops_following_at_the_target_is_stepped_back() -> None:
