@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="sessions", help="folder for the replay's session folder (default ./sessions)")
     p.add_argument("--patient-id", default=None, help="pseudonymous id for the replay folder (default: recorded id)")
 
+    p = sub.add_parser("bench", help="benchmarks against recorded references (needs the 'bench' extra)")
+    bsub = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    b = bsub.add_parser("dsp", help="breathing, EEG, arousal accuracy and pipeline speed")
+    b.add_argument("--data", help="folder of the recorded data (default ../shared/data)")
+    b.add_argument("--only", nargs="+", choices=("respiration", "eeg", "arousal", "speed"), help="run only these parts")
+    b.add_argument("--out", default="bench_results/dsp.json", help="JSON results (default bench_results/dsp.json)")
+    b.add_argument("--speed-duration", type=float, default=3600.0, help="simulated seconds for the speed part")
+
     p = sub.add_parser(
         "demo",
         help="the main job: a whole session on the simulated patient, about a minute, "
@@ -148,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .replay import run_replay
 
             return run_replay(args, sys.stdout)
+        if args.command == "bench":
+            from .bench.dsp import run_bench
+
+            return run_bench(args, sys.stdout)
         if args.command == "demo":
             from .session import run_demo
 
