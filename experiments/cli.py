@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="bench_results/dsp.json", help="JSON results (default bench_results/dsp.json)")
     b.add_argument("--speed-duration", type=float, default=3600.0, help="simulated seconds for the speed part")
 
+    from . import cli_tools
+
+    cli_tools.register(sub)
+
     p = sub.add_parser(
         "demo",
         help="the main job: a whole session on the simulated patient, about a minute, "
@@ -141,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``calmloop`` command; return the process exit code."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
-    from . import acquire  # deferred: keeps --help fast
+    from . import acquire, cli_tools  # deferred: keeps start-up fast
 
     try:
         if args.command == "devices":
@@ -156,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .replay import run_replay
 
             return run_replay(args, sys.stdout)
+        code = cli_tools.dispatch(args, sys.stdout)
+        if code is not None:
+            return code
         if args.command == "bench":
             from .bench.dsp import run_bench
 
