@@ -56,8 +56,9 @@ States (:class:`PacingState`)
     ``ready_for_dosing``); the re-entry is marked by its ``state:`` event only.
 ``signal_lost``
     A signal metric (default resp rate, HR, arousal) is missing, NaN, older than
-    ``max_age_s`` or of quality < ``min_quality`` (in ``matching``, ``slowing`` and
-    ``resonance`` for longer than ``signal_grace_s``, during which the pace holds).  The pace
+    ``max_age_s`` or of quality < ``min_quality`` (in ``calibrating``, ``matching``,
+    ``slowing`` and ``resonance`` for longer than ``signal_grace_s``, during which the pace
+    holds).  The pace
     holds and readiness is off.
     After ``signal_recover_s`` of usable signals the controller returns to the state it
     came from (``calm`` and ``ready_for_dosing`` return to ``resonance``: calm must be
@@ -242,7 +243,8 @@ class PacingConfig:
     signal_recover_s : float
         Seconds of usable signals before leaving ``signal_lost`` (default 5).
     signal_grace_s : float
-        In ``matching``, ``slowing`` and ``resonance``, signals may be unusable this long
+        In ``calibrating`` (whose clock counts only usable time), ``matching``, ``slowing`` and
+        ``resonance``, signals may be unusable this long
         (default 10 s) before ``signal_lost``; the pace holds meanwhile.  Calm and readiness
         get no grace.
     hr_low_bpm, hr_high_bpm : float
@@ -1047,7 +1049,7 @@ class PacingController:
             if st is _S.CALIBRATING and inp.warming_up and now - self._t0 < cfg.warmup_max_s:
                 return st, f"calibrating: waiting for first usable estimates ({inp.signal_problem})"
             poor = now - self._signals_bad_since
-            if st in (_S.MATCHING, _S.SLOWING, _S.RESONANCE) and poor < cfg.signal_grace_s:
+            if st in (_S.CALIBRATING, _S.MATCHING, _S.SLOWING, _S.RESONANCE) and poor < cfg.signal_grace_s:
                 # a brief artefact (a head movement, a swallow) holds the pace without leaving
                 # the state; calm and readiness are never kept on bad signal
                 return st, f"holding: signal poor for {poor:.0f} of {cfg.signal_grace_s:g} s ({inp.signal_problem})"
