@@ -51,6 +51,7 @@ import argparse
 import contextlib
 import csv
 import gzip
+import importlib.metadata
 import io
 import logging
 import math
@@ -79,6 +80,8 @@ METHODS = ("calmloop", *PEERS)
 SIM_PACES_BRPM = (5.0, 6.0, 7.0)
 SIM_DURATION_S = 240.0
 SIM_EVAL_FROM_S = 120.0
+SIM_SEEDS = (0, 1)
+QUALITY_BANDS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.01))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,10 +104,15 @@ def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
     """Header (stripped names) and float table of a CSV or CSV.GZ file (empty cells -> NaN)."""
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", newline="") as fh:  # type: ignore[operator]
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader)]
+        header = [h.strip() for h in next(csv.reader(fh))]
+        body = fh.read()
+    try:  # fast path: numpy's C parser (no empty cells)
+        table = np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2)
+    except ValueError:  # empty cells (the annotation columns have different lengths)
+        reader = csv.reader(io.StringIO(body))
         rows = [[float(v) if v.strip() else math.nan for v in row] for row in reader if row]
-    return header, np.asarray(rows, dtype=np.float64).reshape(len(rows), len(header))
+        table = np.asarray(rows, dtype=np.float64)
+    return header, table.reshape(-1, len(header))
 
 
 def _column(header: list[str], table: np.ndarray, *keys: str) -> np.ndarray:
@@ -189,13 +197,13 @@ def belt_breaths(belt: np.ndarray, sfreq: float) -> np.ndarray:
 
 
 def _peer_versions() -> dict[str, str]:
+    """Installed versions of the optional peers (package metadata: no slow import)."""
     out = {}
-    for mod in ("neurokit2", "heartpy"):
+    for dist in ("neurokit2", "heartpy"):
         try:
-            m = __import__(mod)
-            out[mod] = str(getattr(m, "__version__", "installed"))
-        except ImportError:
-            out[mod] = "not installed"
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
     return out
 
 
@@ -276,7 +284,9 @@ def _evaluate_signal(ppg: np.ndarray, sfreq: float, window_s: float, ref: Callab
             fn = fns.get(name)
             if fn is None:
                 continue
-            out[name] = np.array([_safe(fn, ppg[int(e) - wn : int(e)], sfreq) for e in ends])
+            # windows without a reference are not scored: skip them (peers are slow)
+            out[name] = np.array([_safe(fn, ppg[int(e) - wn : int(e)], sfreq) if np.isfinite(r) else math.nan
+                                  for e, r in zip(ends, out["ref"])])
     return out
 
 
@@ -290,7 +300,9 @@ def _bidmc_task(args: tuple[BidmcRecord, float, bool]) -> tuple[str, float, dict
     return rec.name, window_s, res
 
 
-def _nk_task(args: tuple[float, np.ndarray, np.ndarray, float, bool]) -> tuple[str, float, dict[str, np.ndarray]]:
+def _nk_task(
+    args: tuple[float, np.ndarray, np.ndarray, float, bool],
+) -> tuple[str, float, dict[str, np.ndarray]]:
     sfreq, ppg, belt, window_s, peers = args
     breaths = belt_breaths(belt, sfreq)
     res = _evaluate_signal(ppg, sfreq, window_s, lambda a, b: interval_rate(breaths, a, b, sfreq), peers)
@@ -309,7 +321,8 @@ def agreement(est: np.ndarray, ref: np.ndarray, common: np.ndarray | None = None
     ok = has_ref & np.isfinite(est)
     d = est[ok] - ref[ok]
     n_ref = int(has_ref.sum())
-    out: dict[str, float] = {"n_windows": float(n_ref), "coverage": float(ok.sum() / n_ref) if n_ref else math.nan}
+    out: dict[str, float] = {"n_windows": float(n_ref),
+                             "coverage": float(ok.sum() / n_ref) if n_ref else math.nan}
     if d.size == 0:
         out.update(mae=math.nan, median_ae=math.nan, rmse=math.nan, within_2=math.nan, bias=math.nan,
                    loa_low=math.nan, loa_high=math.nan)
@@ -328,13 +341,21 @@ def agreement(est: np.ndarray, ref: np.ndarray, common: np.ndarray | None = None
 def _summarise(per_record: dict[str, dict[str, np.ndarray]], methods: Sequence[str]) -> dict[str, Any]:
     names = sorted(per_record)
     ref = np.concatenate([per_record[r]["ref"] for r in names])
-    cols = {m: np.concatenate([per_record[r][m] for r in names]) for m in methods if m in per_record[names[0]]}
+    cols = {m: np.concatenate([per_record[r][m] for r in names])
+            for m in methods if m in per_record[names[0]]}
     common = np.all([np.isfinite(v) for k, v in cols.items() if k != "annotator_2"], axis=0)
     table = {m: agreement(v, ref, common) for m, v in cols.items()}
     per_rec_mae = {r: float(np.nanmean(np.abs(per_record[r]["calmloop"] - per_record[r]["ref"])))
                    for r in names}
+    # is calmloop's quality informative?  MAE per quality band
+    q = np.concatenate([per_record[r]["calmloop_quality"] for r in names])
+    err = np.abs(cols["calmloop"] - ref)
+    bands = {}
+    for lo, hi in QUALITY_BANDS:
+        m = np.isfinite(err) & (q >= lo) & (q < hi)
+        bands[f"{lo:g}-{min(hi, 1.0):g}"] = (int(m.sum()), float(np.mean(err[m])) if m.any() else math.nan)
     return {"methods": table, "n_common": int(np.sum(common & np.isfinite(ref))),
-            "calmloop_mae_per_record": per_rec_mae}
+            "calmloop_mae_per_record": per_rec_mae, "calmloop_mae_by_quality": bands}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,54 +363,65 @@ def _summarise(per_record: dict[str, dict[str, np.ndarray]], methods: Sequence[s
 # ---------------------------------------------------------------------------------------------
 
 
-def _simulated(window_s_list: Sequence[float], seeds: Sequence[int] = (0, 1)) -> dict[str, Any] | None:
-    try:
-        from sensors.simulated import SimulatedPatient
-    except ImportError:
-        return None
+def _sim_task(args: tuple[float, int, tuple[float, ...]]) -> dict[str, list[float]]:
+    """Errors (estimate - truth) of one simulated paced session, per window length and path."""
+    pace, seed, window_s_list = args
+    from sensors.simulated import SimulatedPatient
+
     from adaptive.respiration import RespirationConfig, RespirationEstimator
     from adaptive.types import Metric, SignalKind
 
+    sim = SimulatedPatient("compliant", seed=seed)
+    sim.start()
+    sim.set_pace(pace)
+    chunks = []
+    t = 0.0
+    while t < SIM_DURATION_S:
+        t += 5.0
+        chunks += [c for c in sim.poll(t) if c.kind in (SignalKind.PPG, SignalKind.ACCEL)]
+    ppg = np.concatenate([c.data[0] for c in chunks if c.kind == SignalKind.PPG])
+    errors: dict[str, list[float]] = {}
+    for window_s in window_s_list:
+        offline = rate_from_ppg(ppg, 64.0, window_s=window_s, step_s=STEP_S)
+        est = RespirationEstimator(64.0, 52.0, config=RespirationConfig(window_s=window_s, hop_s=STEP_S))
+        fused = [e for c in chunks for e in est.update(c) if e.metric == Metric.RESP_RATE_BRPM]
+        for key, times, values in (
+            ("ppg", offline.times_s, offline.rate_bpm),
+            ("fused", np.array([e.time for e in fused]), np.array([e.value for e in fused])),
+        ):
+            keep = times >= SIM_EVAL_FROM_S
+            truth = np.array([np.mean(sim.truth(np.arange(te - window_s, te, 0.25)).resp_rate_brpm)
+                              for te in times[keep]])
+            errors[f"{pace:g}|{window_s:g}|{key}"] = (values[keep] - truth).tolist()
+    return errors
+
+
+def _sim_rows(parts: list[dict[str, list[float]]]) -> dict[str, Any]:
+    merged: dict[str, list[float]] = {}
+    for part in parts:
+        for key, e in part.items():
+            merged.setdefault(key, []).extend(e)
     rows: dict[str, Any] = {}
-    for pace in SIM_PACES_BRPM:
-        for window_s in window_s_list:
-            errs: dict[str, list[float]] = {"ppg": [], "fused": []}
-            for seed in seeds:
-                sim = SimulatedPatient("compliant", seed=seed)
-                sim.start()
-                sim.set_pace(pace)
-                est = RespirationEstimator(64.0, 52.0, config=RespirationConfig(window_s=window_s, hop_s=STEP_S))
-                estimates = []
-                ppg_parts, t = [], 0.0
-                while t < SIM_DURATION_S:
-                    t += 5.0
-                    for ch in sim.poll(t):
-                        if ch.kind in (SignalKind.PPG, SignalKind.ACCEL):
-                            estimates.extend(est.update(ch))
-                        if ch.kind == SignalKind.PPG:
-                            ppg_parts.append(ch.data[0])
-                ppg = np.concatenate(ppg_parts)
-                offline = rate_from_ppg(ppg, 64.0, window_s=window_s, step_s=STEP_S)
-                for key, times, values in (
-                    ("ppg", offline.times_s, offline.rate_bpm),
-                    ("fused", np.array([e.time for e in estimates if e.metric == Metric.RESP_RATE_BRPM]),
-                     np.array([e.value for e in estimates if e.metric == Metric.RESP_RATE_BRPM])),
-                ):
-                    keep = times >= SIM_EVAL_FROM_S
-                    truth = np.array([np.mean(sim.truth(np.arange(te - window_s, te, 0.25)).resp_rate_brpm)
-                                      for te in times[keep]])
-                    errs[key].extend((values[keep] - truth).tolist())
-            for key, e in errs.items():
-                arr = np.asarray(e)
-                fin = arr[np.isfinite(arr)]
-                rows[f"{pace:g}|{window_s:g}|{key}"] = {
-                    "pace_brpm": pace, "window_s": window_s, "path": key,
-                    "mae": float(np.mean(np.abs(fin))) if fin.size else math.nan,
-                    "max_abs": float(np.max(np.abs(fin))) if fin.size else math.nan,
-                    "bias": float(np.mean(fin)) if fin.size else math.nan,
-                    "coverage": float(fin.size / arr.size) if arr.size else math.nan,
-                }
+    for key in sorted(merged, key=lambda k: (float(k.split("|")[0]), float(k.split("|")[1]), k)):
+        pace, window_s, path = key.split("|")
+        arr = np.asarray(merged[key])
+        fin = arr[np.isfinite(arr)]
+        rows[key] = {
+            "pace_brpm": float(pace), "window_s": float(window_s), "path": path,
+            "mae": float(np.mean(np.abs(fin))) if fin.size else math.nan,
+            "max_abs": float(np.max(np.abs(fin))) if fin.size else math.nan,
+            "bias": float(np.mean(fin)) if fin.size else math.nan,
+            "coverage": float(fin.size / arr.size) if arr.size else math.nan,
+        }
     return rows
+
+
+def _simulator_available() -> bool:
+    try:
+        import sensors.simulated  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,16 +453,17 @@ def run(data_dir: Path, window_s_list: Sequence[float] = (32.0, 64.0), *, peers:
     nk_rec = load_neurokit_resting(data_dir)
     tasks_b = [(rec, float(w), peers) for w in window_s_list for rec in records]
     tasks_n = [(nk_rec[0], nk_rec[1], nk_rec[2], float(w), peers) for w in window_s_list] if nk_rec else []
+    tasks_s = ([(pace, seed, tuple(float(w) for w in window_s_list)) for pace in SIM_PACES_BRPM
+                for seed in SIM_SEEDS] if simulated and _simulator_available() else [])
     n_workers = workers if workers is not None else max(1, min(2, os.cpu_count() or 1))
-    results_b: list[tuple[str, float, dict[str, np.ndarray]]] = []
-    results_n: list[tuple[str, float, dict[str, np.ndarray]]] = []
     if n_workers > 1:
         with ProcessPoolExecutor(n_workers) as pool:
-            # longest tasks first (64 s windows cost more per window)
+            fut_s = pool.map(_sim_task, tasks_s, chunksize=1)
             fut_b = pool.map(_bidmc_task, tasks_b, chunksize=1)
             fut_n = pool.map(_nk_task, tasks_n, chunksize=1)
-            results_b, results_n = list(fut_b), list(fut_n)
+            results_s, results_b, results_n = list(fut_s), list(fut_b), list(fut_n)
     else:
+        results_s = [_sim_task(t) for t in tasks_s]
         results_b = [_bidmc_task(t) for t in tasks_b]
         results_n = [_nk_task(t) for t in tasks_n]
     methods = (*METHODS, "annotator_2")
@@ -443,7 +476,7 @@ def run(data_dir: Path, window_s_list: Sequence[float] = (32.0, 64.0), *, peers:
         per_n = {name: res for name, ww, res in results_n if ww == float(w)}
         if per_n:
             out["neurokit_resting"][f"{w:g}"] = _summarise(per_n, METHODS)
-    out["simulated"] = _simulated(window_s_list) if simulated else None
+    out["simulated"] = (_sim_rows(results_s) if tasks_s else None) if simulated else "skipped"
     out["runtime_s"] = time.perf_counter() - t0
     return out
 
@@ -478,7 +511,8 @@ def _table(section: dict[str, Any], peers: dict[str, str]) -> list[str]:
         lines.append(
             f"| {label} | {_fmt(row['mae'])} | {_fmt(row['median_ae'])} | {_fmt(row['rmse'])} | "
             f"{_fmt(100 * row['within_2'], 0)} % | {_fmt(row['bias'])} [{_fmt(row['loa_low'])}, "
-            f"{_fmt(row['loa_high'])}] | {_fmt(100 * row['coverage'], 1)} % | {_fmt(row.get('mae_common', math.nan))} |"
+            f"{_fmt(row['loa_high'])}] | {_fmt(100 * row['coverage'], 1)} % | "
+            f"{_fmt(row.get('mae_common', math.nan))} |"
         )
     return lines
 
@@ -491,7 +525,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         f"Peers: neurokit2 {peers.get('neurokit2', '?')}, heartpy {peers.get('heartpy', '?')}. "
         f"Step {result.get('step_s', STEP_S):g} s, causal windows; errors in breaths/min; "
-        f"'MAE on common windows' uses the windows every method covers. Run time {result.get('runtime_s', 0):.0f} s.",
+        "'MAE on common windows' uses the windows every method covers. "
+        f"Run time {result.get('runtime_s', 0):.0f} s.",
     ]
     for w, section in result.get("bidmc", {}).items():
         lines += ["", f"## BIDMC ({len(result.get('records', []))} records), {w} s windows "
@@ -500,18 +535,25 @@ def to_markdown(result: dict[str, Any]) -> str:
         lines += _table(section, peers)
         per = section.get("calmloop_mae_per_record", {})
         if per:
-            lines += ["", "calmloop MAE per record: " + ", ".join(f"{k} {_fmt(v, 1)}" for k, v in per.items())]
+            lines += ["", "calmloop MAE per record: "
+                      + ", ".join(f"{k} {_fmt(v, 1)}" for k, v in per.items())]
+        bands = section.get("calmloop_mae_by_quality", {})
+        if bands:
+            lines += ["", "calmloop MAE by its quality: " + ", ".join(
+                f"q {k}: {_fmt(v[1])} (n={v[0]})" for k, v in bands.items())]
     for w, section in result.get("neurokit_resting", {}).items():
         lines += ["", f"## NeuroKit resting record (belt reference), {w} s windows "
                       f"({int(section['methods']['calmloop']['n_windows'])} windows)", ""]
         lines += _table(section, peers)
     sim = result.get("simulated")
-    if sim:
+    if isinstance(sim, dict):
         lines += ["", "## Simulated slow breathing (SimulatedPatient 'compliant', paced; from 120 s)", "",
-                  "| pace | window | path | MAE | max abs error | bias | coverage |", "|---|---|---|---|---|---|---|"]
+                  "| pace | window | path | MAE | max abs error | bias | coverage |",
+                  "|---|---|---|---|---|---|---|"]
         for row in sim.values():
-            lines.append(f"| {row['pace_brpm']:g} | {row['window_s']:g} s | {row['path']} | {_fmt(row['mae'])} | "
-                         f"{_fmt(row['max_abs'])} | {_fmt(row['bias'])} | {_fmt(100 * row['coverage'], 0)} % |")
+            lines.append(f"| {row['pace_brpm']:g} | {row['window_s']:g} s | {row['path']} | "
+                         f"{_fmt(row['mae'])} | {_fmt(row['max_abs'])} | {_fmt(row['bias'])} | "
+                         f"{_fmt(100 * row['coverage'], 0)} % |")
     elif sim is None:
         lines += ["", "Simulated slow breathing: sensors.simulated not importable (skipped)."]
     return "\n".join(lines) + "\n"
