@@ -290,7 +290,7 @@ class ArousalEstimator:
         if self._ref is None:
             self._maybe_close_baseline(t)
             if self._ref is None:
-                return Estimate(Metric.AROUSAL, math.nan, 0.0, t)
+                return Estimate._trusted(Metric.AROUSAL, math.nan, 0.0, t)
         cfg = self.config
         s = 0.0
         wq = 0.0
@@ -309,7 +309,7 @@ class ArousalEstimator:
         q = wq / self._wsum
         if self._motion is not None and t - self._motion.time <= cfg.max_age_s:
             q *= min(1.0, max(0.0, self._motion.value)) if math.isfinite(self._motion.value) else 0.0
-        return Estimate(Metric.AROUSAL, math.tanh(s / 2.0), min(1.0, max(0.0, q)), t)
+        return Estimate._trusted(Metric.AROUSAL, math.tanh(s / 2.0), min(1.0, max(0.0, q)), t)
 
 
 # -- PPG-only path -----------------------------------------------------------------------------------------
@@ -379,9 +379,9 @@ class PpgArousalEstimator:
         for t_hop, iv, raw in self._beats._push_raw(chunk.data[0], chunk.times):
             win = _window(iv, t_hop, w)
             for metric, (v, q) in _hr_window(win, w, raw, self.sfreq).items():
-                estimates.append(Estimate(metric, v, q, t_hop))
+                estimates.append(Estimate._trusted(metric, v, q, t_hop))
             for metric, (v, q) in _hrv_window(win, t_hop, w, self._cfg).items():
-                estimates.append(Estimate(metric, v, q, t_hop))
+                estimates.append(Estimate._trusted(metric, v, q, t_hop))
         return self._arousal.update(estimates)
 
 

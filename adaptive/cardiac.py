@@ -37,6 +37,13 @@ Pipeline
 Streaming estimators emit on fixed hops (every ``hop_s`` of samples, counted from the first
 sample), so their output does not depend on chunking; the offline twins :func:`ppg_hr` and
 :func:`ppg_hrv` compute the same windows from the whole record.
+
+Speed: everything that depends only on the window length (Hann window, FFT length, band-edge
+bins, detrending basis) is computed once per length (:func:`_spec_plan`); both tachograms of a
+window (intervals and heart rate) share one grid and one FFT call and only the bins below
+0.4 Hz are used; the detrend is the closed-form least-squares line (equal to ``np.polyfit``
+to rounding, ~1e-13 relative).  Interval records and estimates are built with internal
+constructors that skip re-validating arrays the estimator made itself.
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ import logging
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
+import scipy.fft
 from numpy.typing import NDArray
 
 from ._checks import check_chunk, check_option, check_positive, check_range
@@ -201,19 +210,42 @@ class Intervals:
     def __len__(self) -> int:
         return int(self.times.size)
 
+    @classmethod
+    def _trusted(
+        cls, times: FloatArray, ibi_s: FloatArray, valid: BoolArray, clean: BoolArray, detect_times: FloatArray
+    ) -> Intervals:
+        """Build a record from fresh 1-D arrays of equal length and the right dtypes (no checks).
+
+        Internal fast path: the arrays are handed over (made read-only here, not copied).
+        """
+        self = object.__new__(cls)
+        for name, arr in zip(_IV_FIELDS, (times, ibi_s, valid, clean, detect_times), strict=True):
+            arr.flags.writeable = False
+            object.__setattr__(self, name, arr)
+        return self
+
     def select(self, mask: BoolArray) -> Intervals:
-        """Return the intervals where ``mask`` is True."""
-        return Intervals(self.times[mask], self.ibi_s[mask], self.valid[mask], self.clean[mask], self.detect_times[mask])
+        """Return the intervals where ``mask`` is True (the record itself when all are)."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape == self.times.shape and mask.all():
+            return self  # immutable: no copy needed
+        return Intervals._trusted(
+            self.times[mask], self.ibi_s[mask], self.valid[mask], self.clean[mask], self.detect_times[mask]
+        )
 
     @classmethod
     def concatenate(cls, parts: list[Intervals]) -> Intervals:
-        """Join records in order."""
-        if not parts:
+        """Join records in order (a single non-empty part is returned as is: records are immutable)."""
+        nonempty = [p for p in parts if len(p)]
+        if len(nonempty) == 1:
+            return nonempty[0]
+        if not nonempty:
             z = np.zeros(0)
-            return cls(z, z, z.astype(bool), z.astype(bool), z)
-        return cls(
-            *(np.concatenate([getattr(p, n) for p in parts]) for n in ("times", "ibi_s", "valid", "clean", "detect_times"))
-        )
+            return cls._trusted(z, z.copy(), z.astype(bool), z.astype(bool), z.copy())
+        return cls._trusted(*(np.concatenate([getattr(p, n) for p in nonempty]) for n in _IV_FIELDS))
+
+
+_IV_FIELDS = ("times", "ibi_s", "valid", "clean", "detect_times")
 
 
 class IntervalCleaner:
@@ -254,7 +286,7 @@ class IntervalCleaner:
                 in_range = cfg.min_ibi_s <= ibi <= cfg.max_ibi_s
                 valid = in_range
                 if valid and self._recent:
-                    ref = float(np.median(np.fromiter(self._recent, dtype=np.float64)))
+                    ref = _median_of(self._recent)
                     valid = abs(ibi - ref) <= cfg.max_jump * ref
                 if in_range:
                     self._recent.append(ibi)
@@ -264,7 +296,15 @@ class IntervalCleaner:
                 out_det[k] = float(beats.detect_times[i])
                 k += 1
             self._last_time, self._last_corr = t, corr
-        return Intervals(out_t[:k], out_ibi[:k], out_valid[:k], out_clean[:k], out_det[:k])
+        return Intervals._trusted(out_t[:k], out_ibi[:k], out_valid[:k], out_clean[:k], out_det[:k])
+
+
+def _median_of(values: deque[float] | list[float]) -> float:
+    """Median of a few finite floats, equal to ``np.median`` (mean of the middle two when even)."""
+    s = sorted(values)
+    n = len(s)
+    h = n // 2
+    return s[h] if n % 2 else (s[h - 1] + s[h]) / 2.0
 
 
 def beat_intervals(beats: Beats, *, config: CardiacConfig | None = None) -> Intervals:
@@ -319,7 +359,12 @@ def hr_from_peaks(
 def _hr_value(clean_ibi_s: FloatArray) -> float:
     if clean_ibi_s.size < 3:
         return math.nan
-    return 60.0 / float(np.median(clean_ibi_s))
+    s = np.sort(clean_ibi_s)
+    if math.isnan(s[-1]):  # np.sort puts NaN last; np.median would return NaN
+        return math.nan
+    h = s.size // 2
+    med = float(s[h]) if s.size % 2 else (float(s[h - 1]) + float(s[h])) / 2.0  # as np.median
+    return 60.0 / med
 
 
 def hrv_rmssd(ibi_s: FloatArray, valid: BoolArray | None = None) -> float:
@@ -377,35 +422,119 @@ class HrvSpectrum:
     peak_hz: float
 
 
-def _tachogram(
-    times: FloatArray, values: FloatArray, t_start: float, t_end: float, resample_hz: float
-) -> FloatArray:
-    """Values at beat times, linearly interpolated on a uniform grid over [t_start, t_end]."""
-    n = max(2, int(math.floor((t_end - t_start) * resample_hz)) + 1)
-    grid = t_end - np.arange(n - 1, -1, -1) / resample_hz
-    return np.interp(grid, times, values)
+@dataclass(frozen=True, eq=False)
+class _SpecPlan:
+    """Everything about an ``n``-sample tachogram at ``fs`` that can be computed once.
+
+    Band edges are turned into bin ranges ``[i0, i1)`` with ``searchsorted`` on the sorted
+    frequencies, which selects exactly the bins of the masks ``lo <= f < hi``.
+    """
+
+    n: int
+    fs: float
+    offsets: FloatArray  # (n,) seconds before the window end of each grid point
+    tc: FloatArray  # (n,) centred sample index (mean and slope decouple)
+    tt: float  # tc @ tc
+    window: FloatArray  # (n,) Hann
+    denom: float  # fs * sum(window ** 2): periodogram normalisation
+    nfft: int
+    freqs: FloatArray  # (nfft // 2 + 1,)
+    df: float
+    lf: tuple[int, int]
+    hf: tuple[int, int]
+    total: tuple[int, int]
+    osc: tuple[int, int]
+    peak_range: tuple[int, int]  # COHERENCE_PEAK_RANGE, both edges included
+    n_bins: int  # bins any metric needs (all below TOTAL_BAND[1])
 
 
-def _psd(x: FloatArray, fs: float) -> tuple[FloatArray, FloatArray]:
-    """One-sided periodogram (linear detrend, Hann window, zero-padded), units^2/Hz."""
-    n = x.size
-    t = np.arange(n, dtype=np.float64)
-    a, b = np.polyfit(t, x, 1)
-    x = x - (a * t + b)
-    w = np.hanning(n)
+@lru_cache(maxsize=16)
+def _spec_plan(n: int, fs: float) -> _SpecPlan:
     nfft = max(1024, 1 << int(math.ceil(math.log2(4 * n))))
-    spec = np.fft.rfft(x * w, n=nfft)
-    psd = (np.abs(spec) ** 2) / (fs * float(np.sum(w * w)))
-    psd[1:] *= 2.0
-    if nfft % 2 == 0:
-        psd[-1] /= 2.0
-    return np.fft.rfftfreq(nfft, 1.0 / fs), psd
+    freqs = np.fft.rfftfreq(nfft, 1.0 / fs)
+    freqs.flags.writeable = False
+
+    def bins(lo: float, hi: float) -> tuple[int, int]:
+        return int(np.searchsorted(freqs, lo, "left")), int(np.searchsorted(freqs, hi, "left"))
+
+    w = np.hanning(n)
+    tc = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    offsets = np.arange(n - 1, -1, -1) / fs
+    for a in (w, tc, offsets):
+        a.flags.writeable = False
+    lf, hf, total, osc = bins(*LF_BAND), bins(*HF_BAND), bins(*TOTAL_BAND), bins(*OSC_BAND)
+    peak_range = (
+        int(np.searchsorted(freqs, COHERENCE_PEAK_RANGE[0], "left")),
+        int(np.searchsorted(freqs, COHERENCE_PEAK_RANGE[1], "right")),
+    )
+    return _SpecPlan(
+        n=n,
+        fs=fs,
+        offsets=offsets,
+        tc=tc,
+        tt=float(np.dot(tc, tc)) or 1.0,
+        window=w,
+        denom=fs * float(np.sum(w * w)),
+        nfft=nfft,
+        freqs=freqs,
+        df=float(freqs[1] - freqs[0]),
+        lf=lf,
+        hf=hf,
+        total=total,
+        osc=osc,
+        peak_range=peak_range,
+        n_bins=max(lf[1], hf[1], total[1], osc[1], peak_range[1]) + 2,
+    )
 
 
-def _band_power(freqs: FloatArray, psd: FloatArray, lo: float, hi: float) -> float:
-    df = float(freqs[1] - freqs[0])
-    m = (freqs >= lo) & (freqs < hi)
-    return float(np.sum(psd[m]) * df)
+def _grid_n(t_start: float, t_end: float, resample_hz: float) -> int:
+    return max(2, int(math.floor((t_end - t_start) * resample_hz)) + 1)
+
+
+def _periodogram(x: FloatArray, plan: _SpecPlan, n_bins: int | None = None) -> FloatArray:
+    """One-sided periodogram of each row of ``x`` (n_rows, n): linear detrend, Hann, zero-padded.
+
+    Units^2/Hz.  Only the first ``n_bins`` bins when given (the Nyquist bin is then excluded).
+    """
+    mean = x.mean(axis=-1, keepdims=True)
+    xc = x - mean
+    slope = (xc @ plan.tc) / plan.tt
+    xd = xc - slope[..., np.newaxis] * plan.tc  # least-squares line removed
+    spec = scipy.fft.rfft(xd * plan.window, n=plan.nfft, axis=-1)  # = np.fft.rfft, bit for bit, less padding work
+    if n_bins is not None:
+        spec = spec[..., :n_bins]
+    psd = (spec.real * spec.real + spec.imag * spec.imag) / plan.denom
+    psd[..., 1:] *= 2.0
+    if n_bins is None and plan.nfft % 2 == 0:
+        psd[..., -1] /= 2.0
+    return psd
+
+
+def _bin_power(psd: FloatArray, bins: tuple[int, int], df: float) -> float:
+    return float(np.sum(psd[bins[0] : bins[1]]) * df)
+
+
+def _spectral_summary(psd: FloatArray, plan: _SpecPlan) -> tuple[float, float, float, float, float]:
+    """LF, HF, LF/HF, coherence and peak frequency from a tachogram periodogram (ms^2/Hz)."""
+    df, freqs = plan.df, plan.freqs
+    lf = _bin_power(psd, plan.lf, df)
+    hf = _bin_power(psd, plan.hf, df)
+    total = _bin_power(psd, plan.total, df)
+    i0, i1 = plan.peak_range
+    peak_hz = float(freqs[i0 + int(np.argmax(psd[i0:i1]))])
+    half = COHERENCE_PEAK_WIDTH / 2.0
+    j0 = int(np.searchsorted(freqs, peak_hz - half, "left"))
+    j1 = int(np.searchsorted(freqs, peak_hz + half, "left"))
+    peak = _bin_power(psd, (j0, j1), df)
+    coherence = min(1.0, peak / total) if total > 0 else math.nan
+    lf_hf = lf / hf if hf > 0 else math.nan
+    return lf, hf, lf_hf, coherence, peak_hz
+
+
+def _osc_value(psd_hr: FloatArray, plan: _SpecPlan) -> float:
+    # The Hann window keeps the power of a stationary sinusoid (psd is normalised by sum(w^2)).
+    var = _bin_power(psd_hr, plan.osc, plan.df)
+    return float(2.0 * math.sqrt(2.0 * max(var, 0.0)))
 
 
 def hrv_spectrum(
@@ -446,18 +575,11 @@ def hrv_spectrum(
         return HrvSpectrum(np.zeros(0), np.zeros(0), nan, nan, nan, nan, nan)
     t0 = float(t[0]) if t_start is None else float(t_start)
     t1 = float(t[-1]) if t_end is None else float(t_end)
-    x = _tachogram(t, ibi * 1000.0, t0, t1, resample_hz)
-    freqs, psd = _psd(x, resample_hz)
-    lf = _band_power(freqs, psd, *LF_BAND)
-    hf = _band_power(freqs, psd, *HF_BAND)
-    total = _band_power(freqs, psd, *TOTAL_BAND)
-    m = (freqs >= COHERENCE_PEAK_RANGE[0]) & (freqs <= COHERENCE_PEAK_RANGE[1])
-    peak_hz = float(freqs[m][int(np.argmax(psd[m]))])
-    half = COHERENCE_PEAK_WIDTH / 2.0
-    peak = _band_power(freqs, psd, peak_hz - half, peak_hz + half)
-    coherence = min(1.0, peak / total) if total > 0 else math.nan
-    lf_hf = lf / hf if hf > 0 else math.nan
-    return HrvSpectrum(freqs, psd, lf, hf, lf_hf, coherence, peak_hz)
+    plan = _spec_plan(_grid_n(t0, t1, resample_hz), float(resample_hz))
+    x = np.interp(t1 - plan.offsets, t, ibi * 1000.0)
+    psd = _periodogram(x, plan)
+    lf, hf, lf_hf, coherence, peak_hz = _spectral_summary(psd, plan)
+    return HrvSpectrum(plan.freqs.copy(), psd, lf, hf, lf_hf, coherence, peak_hz)
 
 
 def hr_oscillation(
@@ -490,11 +612,28 @@ def hr_oscillation(
         return math.nan
     t0 = float(t[0]) if t_start is None else float(t_start)
     t1 = float(t[-1]) if t_end is None else float(t_end)
-    hr = _tachogram(t, 60.0 / ibi, t0, t1, resample_hz)
-    freqs, psd = _psd(hr, resample_hz)
-    # The Hann window keeps the power of a stationary sinusoid (psd is normalised by sum(w^2)).
-    var = _band_power(freqs, psd, *OSC_BAND)
-    return float(2.0 * math.sqrt(2.0 * max(var, 0.0)))
+    plan = _spec_plan(_grid_n(t0, t1, resample_hz), float(resample_hz))
+    hr = np.interp(t1 - plan.offsets, t, 60.0 / ibi)
+    return _osc_value(_periodogram(hr, plan, plan.n_bins), plan)
+
+
+def _spectral_window(
+    times: FloatArray, ibi_s: FloatArray, t_start: float, t_end: float, resample_hz: float
+) -> tuple[float, float, float, float, float]:
+    """LF, HF, LF/HF, coherence and HR oscillation of one window of clean intervals.
+
+    The same numbers as :func:`hrv_spectrum` and :func:`hr_oscillation` (given the clean
+    intervals and the window), with both tachograms on one grid and in one FFT call, and only
+    the bins below 0.4 Hz evaluated.
+    """
+    plan = _spec_plan(_grid_n(t_start, t_end, resample_hz), float(resample_hz))
+    grid = t_end - plan.offsets
+    x = np.empty((2, plan.n))
+    x[0] = np.interp(grid, times, ibi_s * 1000.0)
+    x[1] = np.interp(grid, times, 60.0 / ibi_s)
+    psd = _periodogram(x, plan, plan.n_bins)
+    lf, hf, lf_hf, coherence, _ = _spectral_summary(psd[0], plan)
+    return lf, hf, lf_hf, coherence, _osc_value(psd[1], plan)
 
 
 def _hr_window(iv: Intervals, window_s: float, raw: FloatArray, sfreq: float) -> dict[Metric, tuple[float, float]]:
@@ -521,12 +660,10 @@ def _hrv_window(iv: Intervals, t_end: float, window_s: float, cfg: CardiacConfig
     out: dict[Metric, tuple[float, float]] = {
         Metric.RMSSD_MS: (rmssd, pair_cov if math.isfinite(rmssd) else 0.0),
     }
-    spec_q = coverage if coverage >= cfg.min_coverage and int(np.sum(clean)) >= 8 else 0.0
+    spec_q = coverage if coverage >= cfg.min_coverage and int(np.count_nonzero(clean)) >= 8 else 0.0
     if spec_q > 0:
-        t_start = t_end - window_s
-        spec = hrv_spectrum(iv.times, iv.ibi_s, clean, t_start=t_start, t_end=t_end, resample_hz=cfg.resample_hz)
-        osc = hr_oscillation(iv.times, iv.ibi_s, clean, t_start=t_start, t_end=t_end, resample_hz=cfg.resample_hz)
-        vals = (spec.lf_ms2, spec.hf_ms2, spec.lf_hf, spec.coherence, osc)
+        # = hrv_spectrum(...) and hr_oscillation(...) on the clean intervals, in one pass
+        vals = _spectral_window(iv.times[clean], iv.ibi_s[clean], t_end - window_s, t_end, cfg.resample_hz)
     else:
         vals = (math.nan,) * 5
     for metric, v in zip(HRV_METRICS[1:], vals, strict=True):
@@ -585,9 +722,7 @@ class _BeatHopper:
             self._n += stop - start
             if self._n % self._hop_n == 0:
                 t_hop = float(t[stop - 1])
-                keep = self._iv.times > t_hop - self._history_s
-                if not keep.all():
-                    self._iv = self._iv.select(keep)
+                self._iv = self._iv.select(self._iv.times > t_hop - self._history_s)  # self if all kept
                 raw = self._raw.last(self._raw_n)[0][0] if self._raw is not None and self._raw_n else np.zeros(0)
                 out.append((t_hop, self._iv, raw))
             start = stop
@@ -599,7 +734,10 @@ class _BeatHopper:
 
 
 def _window(iv: Intervals, t_end: float, window_s: float) -> Intervals:
-    return iv.select((iv.times > t_end - window_s) & (iv.times <= t_end) & (iv.detect_times <= t_end))
+    mask = iv.times > t_end - window_s
+    mask &= iv.times <= t_end
+    mask &= iv.detect_times <= t_end
+    return iv.select(mask)
 
 
 class HeartRateEstimator(_BeatHopper):
@@ -648,7 +786,7 @@ class HeartRateEstimator(_BeatHopper):
         w = self.config.hr_window_s
         for t_hop, iv, raw in self._push_raw(x, t):
             for metric, (v, q) in _hr_window(_window(iv, t_hop, w), w, raw, self.sfreq).items():
-                out.append(Estimate(metric, v, q, t_hop))
+                out.append(Estimate._trusted(metric, v, q, t_hop))
         return out
 
 
@@ -687,7 +825,7 @@ class HrvEstimator(_BeatHopper):
         w = self.config.hrv_window_s
         for t_hop, iv in self._push(x, t):
             for metric, (v, q) in _hrv_window(_window(iv, t_hop, w), t_hop, w, self.config).items():
-                out.append(Estimate(metric, v, q, t_hop))
+                out.append(Estimate._trusted(metric, v, q, t_hop))
         return out
 
 
@@ -726,7 +864,7 @@ class CardiacEstimator(_BeatHopper):
             hr = _hr_window(_window(iv, t_hop, cfg.hr_window_s), cfg.hr_window_s, raw, self.sfreq)
             hrv = _hrv_window(_window(iv, t_hop, cfg.hrv_window_s), t_hop, cfg.hrv_window_s, cfg)
             for metric, (v, q) in (*hr.items(), *hrv.items()):
-                out.append(Estimate(metric, v, q, t_hop))
+                out.append(Estimate._trusted(metric, v, q, t_hop))
         return out
 
 

@@ -709,9 +709,9 @@ def _features(
         missing = (1.0 - finite.mean(axis=1)).tolist()
         means = np.where(finite, x, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
         x = np.where(finite, x, means[:, np.newaxis])
-    if cfg.rail_uv is not None:
+    if cfg.rail_uv is not None and (float(x.max()) >= cfg.rail_uv or float(x.min()) <= -cfg.rail_uv):
         railed = ((x.max(axis=1) >= cfg.rail_uv) | (x.min(axis=1) <= -cfg.rail_uv)).tolist()
-    else:
+    else:  # no sample near a rail (the usual case): two whole-window reductions decide it
         railed = [False] * n_ch
 
     # --- one product gives mean, slope and 0.1 s block means; then remove the line
@@ -878,9 +878,9 @@ class _IndexState:
 def _emit(feat: EegFeatures) -> list[Estimate]:
     q = feat.relaxation_quality
     return [
-        Estimate(Metric.EEG_ALPHA_REL, feat.alpha_rel, q, feat.time),
-        Estimate(Metric.EEG_RELAXATION, feat.relaxation, q, feat.time),
-        Estimate(Metric.QUALITY_EEG, feat.quality, 1.0, feat.time),
+        Estimate._trusted(Metric.EEG_ALPHA_REL, feat.alpha_rel, q, feat.time),
+        Estimate._trusted(Metric.EEG_RELAXATION, feat.relaxation, q, feat.time),
+        Estimate._trusted(Metric.QUALITY_EEG, feat.quality, 1.0, feat.time),
     ]
 
 

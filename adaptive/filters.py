@@ -1,14 +1,39 @@
-"""Causal filters whose state survives chunk boundaries."""
+"""Causal filters whose state survives chunk boundaries.
+
+Speed
+-----
+Streaming stages filter a few dozen samples at a time, so scipy's argument handling (axis
+moves, shape checks, copies: about 100 us per call) costs far more than the filtering itself.
+:class:`SosFilter` and the private helpers :func:`_fir_zi` and :func:`_iir_zi` therefore call
+the compiled kernels that :func:`scipy.signal.sosfilt` and :func:`scipy.signal.lfilter` use
+(``scipy.signal._sosfilt._sosfilt`` and ``scipy.signal._sigtools._linear_filter``) with
+arguments prepared exactly as scipy prepares them, so the output is bit-identical to the public
+functions (``tests/adaptive/test_filters.py`` checks this).  Those kernels are private to scipy:
+if a scipy release moves them, the imports below fail over to the public functions (same
+numbers, slower).
+"""
 
 from __future__ import annotations
 
+import logging
+import math
+
 import numpy as np
-from scipy.signal import butter, sosfilt, sosfilt_zi
+from scipy.signal import butter, lfilter, sosfilt, sosfilt_zi
 
 from ._checks import check_option, check_positive
 from .types import FloatArray
 
+try:  # compiled kernels behind scipy.signal.sosfilt / lfilter (see the module notes)
+    from scipy.signal._sigtools import _linear_filter
+    from scipy.signal._sosfilt import _sosfilt
+except ImportError:  # pragma: no cover - depends on the scipy release
+    _sosfilt = None
+    _linear_filter = None
+
 __all__ = ["SosFilter", "design_sos"]
+
+logger = logging.getLogger(__name__)
 
 
 def design_sos(
@@ -58,7 +83,7 @@ class SosFilter:
 
     The first chunk initialises the state at steady state for its first sample, so a DC
     offset gives no start-up transient.  Feeding a signal in any split gives the same output
-    as feeding it whole.
+    as feeding it whole (bit for bit: the state is carried exactly).
 
     Parameters
     ----------
@@ -67,13 +92,17 @@ class SosFilter:
     """
 
     def __init__(self, sos: FloatArray) -> None:
-        self._sos = np.asarray(sos, dtype=np.float64)
-        self._zi_unit = sosfilt_zi(self._sos)[:, np.newaxis, :]  # (n_sections, 1, 2)
-        self._zi: FloatArray | None = None
+        self._sos = np.array(sos, dtype=np.float64, order="C")  # own, writable copy (the kernel needs one)
+        # steady-state state per unit input, laid out as the compiled kernel wants it:
+        # (n_channels, n_sections, 2), here with one channel to broadcast
+        self._zi_unit = np.ascontiguousarray(sosfilt_zi(self._sos)[np.newaxis, :, :])
+        self._zi: FloatArray | None = None  # (n_channels, n_sections, 2), C order
+        self._last: FloatArray | None = None
 
     def reset(self) -> None:
         """Forget the state; the next chunk starts afresh."""
         self._zi = None
+        self._last = None
 
     def process(self, x: FloatArray) -> FloatArray:
         """Filter ``x`` of shape (n_channels, n_times) and return the output of the same shape.
@@ -86,15 +115,64 @@ class SosFilter:
             raise ValueError(f"Invalid value for 'x': expected shape (n_channels, n_times), got {x.shape}.")
         if x.shape[1] == 0:
             return x.copy()
-        if not np.all(np.isfinite(x)):
+        # a finite sum proves every sample finite (NaN and inf propagate): one reduction
+        if not math.isfinite(float(x.sum())) and not np.all(np.isfinite(x)):
             x = _hold_last_finite(x, self._last)
         if self._zi is None:
-            self._zi = self._zi_unit * x[np.newaxis, :, :1]
-        y, self._zi = sosfilt(self._sos, x, axis=-1, zi=self._zi)
+            self._zi = self._zi_unit * x[:, :1, np.newaxis]  # (n_channels, n_sections, 2)
+        elif self._zi.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"Invalid value for 'x': expected {self._zi.shape[0]} channels (as in the first "
+                f"chunk), got {x.shape[0]}. Use one SosFilter per stream."
+            )
         self._last = x[:, -1].copy()
-        return np.asarray(y, dtype=np.float64)
+        return _sosfilt_inplace(self._sos, np.array(x, dtype=np.float64, order="C"), self._zi)
 
-    _last: FloatArray | None = None
+    def process_row(self, x: FloatArray) -> FloatArray:
+        """Filter one channel ``x`` of shape (n_times,) of finite samples (fast path).
+
+        The same as ``process(x[np.newaxis])[0]`` for a single-channel filter whose input is
+        already finite (callers hold missing samples themselves).
+        """
+        if x.shape[0] == 0:
+            return np.array(x, dtype=np.float64)
+        if self._zi is None:
+            self._zi = self._zi_unit * float(x[0])
+        self._last = x[-1:].copy()
+        return _sosfilt_inplace(self._sos, np.array(x, dtype=np.float64, order="C", ndmin=2), self._zi)[0]
+
+
+def _sosfilt_inplace(sos: FloatArray, x: FloatArray, zi: FloatArray) -> FloatArray:
+    """Filter ``x`` (n_channels, n_times), C order, in place; update ``zi`` (n_channels, n_sections, 2).
+
+    Bit-identical to ``scipy.signal.sosfilt(sos, x, axis=-1, zi=zi.transpose(1, 0, 2))``.
+    """
+    if _sosfilt is not None:
+        _sosfilt(sos, x, zi)
+        return x
+    y, zf = sosfilt(sos, x, axis=-1, zi=np.moveaxis(zi, 0, 1))  # pragma: no cover
+    zi[...] = np.moveaxis(zf, 1, 0)  # pragma: no cover
+    return np.asarray(y, dtype=np.float64)  # pragma: no cover
+
+
+def _fir_zi(b: FloatArray, x: FloatArray, zi: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``lfilter(b, [1.0], x, zi=zi)`` for 1-D float64 ``x`` and ``b``, bit-identical, faster.
+
+    scipy computes an FIR filter with state as ``convolve(b, x)`` plus the state added to the
+    first ``len(b) - 1`` outputs; so does this, without the argument handling.
+    """
+    full = np.convolve(b, x)
+    full[: zi.shape[0]] += zi
+    return full[: x.shape[0]], full[x.shape[0] :]
+
+
+def _iir_zi(b: FloatArray, a: FloatArray, x: FloatArray, zi: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``lfilter(b, a, x, zi=zi)`` for 1-D float64 arrays and ``len(a) > 1``, bit-identical, faster."""
+    if _linear_filter is not None:
+        y, zf = _linear_filter(b, a, x, -1, zi)
+        return y, zf
+    y, zf = lfilter(b, a, x, zi=zi)  # pragma: no cover
+    return np.asarray(y, dtype=np.float64), np.asarray(zf, dtype=np.float64)  # pragma: no cover
 
 
 def _hold_last_finite(x: FloatArray, last: FloatArray | None) -> FloatArray:

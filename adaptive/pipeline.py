@@ -12,6 +12,10 @@ every stream has been received past the grid point:
 So what the estimators see, the pace hint included (set between two calls), depends only on
 the samples and the grid, never on how the packets arrived: live runs, replays at any speed and
 tests give identical estimates.
+
+Speed: chunks are validated once, on arrival; the blocks cut from them for the estimators are
+built with :meth:`Chunk._trusted` (read-only views and joined read-only arrays need no second
+check).  Streams without estimators (gyro) are only tracked, never buffered.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -126,11 +131,16 @@ class DspPipeline:
             arousal_cfg = ArousalConfig() if eeg is not None else ArousalConfig.ppg_only()
         self._arousal = ArousalEstimator(arousal_cfg)
         self._pending: list[Estimate] = []
+        # kinds without estimators (gyro) are only tracked in `received_until`, never buffered
+        used = {SignalKind.EEG: self._eeg, SignalKind.PPG: self._cardiac, SignalKind.ACCEL: self._accel_q}
         self._buffers = {s.kind: _StreamBuffer() for s in self._specs.values()}
+        self._active = [(k, b) for k, b in self._buffers.items() if used.get(k) is not None]
+        self._idle = {k for k in self._buffers if used.get(k) is None}
         self._history: dict[Metric, deque[Estimate]] = {}
         self._latest: dict[Metric, Estimate] = {}
         self._advanced_to = -np.inf
         self._received: dict[SignalKind, float] = {}
+        self._received_view = MappingProxyType(self._received)
 
     @property
     def streams(self) -> tuple[StreamSpec, ...]:
@@ -167,14 +177,16 @@ class DspPipeline:
                 f"Invalid value for 'kind': expected one of {', '.join(repr(k.value) for k in self._buffers)}, "
                 f"got {chunk.kind.value!r}. Build the pipeline with the source's streams."
             )
-        if chunk.n_times:
-            buf.push(chunk)
-            self._received[chunk.kind] = float(chunk.times[-1])
+        times = chunk.times
+        if times.shape[0]:
+            if chunk.kind not in self._idle:
+                buf.push(chunk)
+            self._received[chunk.kind] = float(times[-1])
 
     @property
     def received_until(self) -> Mapping[SignalKind, float]:
-        """Per stream, the time of the last sample received."""
-        return dict(self._received)
+        """Per stream, the time of the last sample received (a read-only live view)."""
+        return self._received_view
 
     def _run(self, chunk: Chunk) -> list[Estimate]:
         out: list[Estimate] = []
@@ -182,7 +194,10 @@ class DspPipeline:
         if kind is SignalKind.EEG and self._eeg is not None:
             out += self._eeg.update(chunk)
         elif kind is SignalKind.PPG and self._cardiac is not None:
-            one = Chunk(kind, chunk.data[self._ppg_row : self._ppg_row + 1], chunk.times, chunk.sfreq, (self._ppg_name,))
+            # a row view of a validated chunk is itself valid (read-only): no need to re-check
+            one = Chunk._trusted(
+                kind, chunk.data[self._ppg_row : self._ppg_row + 1], chunk.times, chunk.sfreq, (self._ppg_name,)
+            )
             out += self._cardiac.update(one)
             if self._resp is not None:
                 out += self._resp.update(one)
@@ -201,22 +216,28 @@ class DspPipeline:
         if t <= self._advanced_to:
             return []
         self._advanced_to = t
-        for kind, buf in self._buffers.items():
+        for _kind, buf in self._active:
             block = buf.take_until(t)
             if block is not None:
                 self._pending += self._run(block)
-        ready = [e for e in self._pending if e.time <= t]
+        pending = self._pending
+        ready = [e for e in pending if e.time <= t]
         if not ready:
             return []
-        self._pending = [e for e in self._pending if e.time > t]
-        # time, then metric name: a total order independent of arrival order
-        ready.sort(key=lambda e: (e.time, e.metric.value))
+        self._pending = [e for e in pending if e.time > t] if len(ready) < len(pending) else []
+        # time, then metric name (Metric is a StrEnum: members order as their names): a total
+        # order independent of arrival order
+        ready.sort(key=_release_key)
         released = ready + self._arousal.update(ready)
+        history_s = self.config.history_s
         for e in released:
             self._latest[e.metric] = e
-            h = self._history.setdefault(e.metric, deque())
+            h = self._history.get(e.metric)
+            if h is None:
+                h = self._history[e.metric] = deque()
             h.append(e)
-            while h and h[0].time < e.time - self.config.history_s:
+            oldest = e.time - history_s
+            while h[0].time < oldest:
                 h.popleft()
         return released
 
@@ -231,8 +252,16 @@ class DspPipeline:
         return out
 
 
+def _release_key(e: Estimate) -> tuple[float, Metric]:
+    return (e.time, e.metric)
+
+
 class _StreamBuffer:
-    """Chunks of one stream waiting for :meth:`DspPipeline.advance`."""
+    """Chunks of one stream waiting for :meth:`DspPipeline.advance`.
+
+    Chunks are validated on arrival, so the blocks cut from them are built with the trusted
+    constructor: joined arrays are made read-only, and views of read-only arrays are read-only.
+    """
 
     def __init__(self) -> None:
         self._parts: list[Chunk] = []
@@ -242,15 +271,22 @@ class _StreamBuffer:
 
     def take_until(self, t: float) -> Chunk | None:
         """Remove and return the samples with time <= ``t`` as one chunk (None if none)."""
-        if not self._parts or self._parts[0].times[0] > t:
+        parts = self._parts
+        if not parts or parts[0].times[0] > t:
             return None
-        if len(self._parts) == 1:
-            data, times = self._parts[0].data, self._parts[0].times
+        first = parts[0]
+        if len(parts) == 1:
+            data, times = first.data, first.times
         else:
-            data = np.concatenate([c.data for c in self._parts], axis=1)
-            times = np.concatenate([c.times for c in self._parts])
-        first = self._parts[0]
+            data = np.concatenate([c.data for c in parts], axis=1)
+            times = np.concatenate([c.times for c in parts])
+            data.flags.writeable = False
+            times.flags.writeable = False
+        if times[-1] <= t:
+            self._parts = []
+            if len(parts) == 1:
+                return first
+            return Chunk._trusted(first.kind, data, times, first.sfreq, first.ch_names)
         n = int(np.searchsorted(times, t, side="right"))
-        rest = times.size - n
-        self._parts = [Chunk(first.kind, data[:, n:], times[n:], first.sfreq, first.ch_names)] if rest else []
-        return Chunk(first.kind, data[:, :n], times[:n], first.sfreq, first.ch_names)
+        self._parts = [Chunk._trusted(first.kind, data[:, n:], times[n:], first.sfreq, first.ch_names)]
+        return Chunk._trusted(first.kind, data[:, :n], times[:n], first.sfreq, first.ch_names)

@@ -42,13 +42,13 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import lfilter
 
 from ._checks import check_chunk, check_option, check_positive
-from .filters import SosFilter, design_sos
+from .filters import SosFilter, _fir_zi, _iir_zi, design_sos
 from .types import Chunk, FloatArray, SignalKind
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,11 +229,35 @@ class Beats:
         return cls(z, np.zeros(0, dtype=np.int64), z, z, z, z, z, z, z)
 
     @classmethod
+    def _trusted(cls, *arrays: FloatArray | IntArray) -> Beats:
+        """Build a record from fresh 1-D arrays in :data:`_FIELDS` order, skipping validation.
+
+        Internal fast path: the caller guarantees equal lengths and dtypes (int64 for
+        ``peak_samples``, float64 otherwise) and hands the arrays over (they are made
+        read-only here, not copied).
+        """
+        self = object.__new__(cls)
+        for name, arr in zip(_FIELDS, arrays, strict=True):
+            arr.flags.writeable = False
+            object.__setattr__(self, name, arr)
+        return self
+
+    @classmethod
     def concatenate(cls, parts: list[Beats]) -> Beats:
-        """Join records in order (e.g. the outputs of successive :meth:`PulseDetector.update`)."""
+        """Join records in order (e.g. the outputs of successive :meth:`PulseDetector.update`).
+
+        Records are immutable, so a single non-empty part is returned as is.
+        """
+        parts = [p for p in parts if len(p)]
         if not parts:
-            return cls.empty()
-        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS))
+            return _EMPTY_BEATS
+        if len(parts) == 1:
+            return parts[0]
+        return cls._trusted(*(np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS))
+
+
+#: The record with no beats, shared (immutable) by every detector call that finds none.
+_EMPTY_BEATS = Beats.empty()
 
 
 def _parabolic(ym: float, y0: float, yp: float) -> tuple[float, float]:
@@ -245,12 +270,21 @@ def _parabolic(ym: float, y0: float, yp: float) -> tuple[float, float]:
     return delta, y0 - 0.25 * (ym - yp) * delta
 
 
+def _mean_std(x: FloatArray) -> tuple[float, float]:
+    """``(x.mean(), x.std())`` of a 1-D array, computed as numpy does (same bits), with less overhead."""
+    n = x.shape[0]
+    mean = np.add.reduce(x) / n
+    d = x - mean
+    d *= d
+    return float(mean), math.sqrt(np.add.reduce(d) / n)
+
+
 def _steepest(y: FloatArray) -> float:
     """Fractional index of the steepest rise of ``y`` (first difference, parabolic)."""
-    d = np.diff(y)
+    d = y[1:] - y[:-1]  # np.diff
     k = int(np.argmax(d))
     if 0 < k < d.size - 1:
-        off, _ = _parabolic(float(d[k - 1]), float(d[k]), float(d[k + 1]))
+        off, _ = _parabolic(*d[k - 1 : k + 2].tolist())
     else:
         off = 0.0
     return k + 0.5 + off
@@ -301,10 +335,70 @@ def _calibrate_delays(sos: FloatArray, sfreq: float) -> tuple[float, float]:
     return float(np.median(d_peak)), float(np.median(d_up))
 
 
-class _SignedDetector:
-    """The detector for one fixed polarity (``sign`` = +1 or -1); see :class:`PulseDetector`."""
+@lru_cache(maxsize=32)
+def _cached_delays(sos_bytes: bytes, n_sections: int, sfreq: float) -> tuple[float, float]:
+    sos = np.frombuffer(sos_bytes, dtype=np.float64).reshape(n_sections, 6)
+    return _calibrate_delays(sos, sfreq)
 
-    def __init__(self, sfreq: float, config: PulseConfig, sign: float) -> None:
+
+# Rows of a detector's history buffer (see _SignedDetector._reserve).
+_F, _X, _T, _TP, _TB, _OFF = range(6)
+
+
+class _FrontEnd:
+    """Input stage shared by the detectors of both polarities.
+
+    Skips leading non-finite samples, holds later ones at the last finite value and band-passes,
+    always for the positive polarity: negation is exact in floating point (the hold, the
+    steady-state start and every multiply-add of the filter commute with it), so the inverted
+    detector uses ``-x`` and ``-f`` and gets bit for bit what filtering ``-x`` would give.
+    """
+
+    def __init__(self, sos: FloatArray) -> None:
+        self._sos = sos
+        self.reset()
+
+    def reset(self) -> None:
+        self._filter = SosFilter(self._sos)
+        self.started = False
+        self.n_skipped = 0  # leading non-finite samples before the first finite one
+        self._last_x = math.nan
+
+    def process(
+        self, x: FloatArray, t: FloatArray
+    ) -> tuple[FloatArray, BoolArray | None, FloatArray, FloatArray] | None:
+        """Return (x held, non-finite mask or None if all finite, band-passed x, times), or None."""
+        if not self.started:
+            finite = np.flatnonzero(np.isfinite(x))
+            if finite.size == 0:
+                self.n_skipped += x.size
+                return None
+            self.n_skipped += int(finite[0])
+            x, t = x[finite[0] :], t[finite[0] :]
+            self.started = True
+        if x.size == 0:
+            return None
+        bad: BoolArray | None = None
+        if not math.isfinite(float(x.sum())):  # a finite sum proves every sample finite
+            mask = ~np.isfinite(x)
+            if mask.any():
+                bad = mask
+                x = _hold(x, self._last_x)
+        self._last_x = float(x[-1])
+        return x, bad, self._filter.process_row(x), t
+
+
+class _SignedDetector:
+    """The detector for one fixed polarity (``sign`` = +1 or -1); see :class:`PulseDetector`.
+
+    It is fed by a :class:`_FrontEnd` (held input and band-passed signal of positive polarity).
+    History (band-passed and raw signal, times, moving averages, threshold offset) lives in one
+    preallocated buffer: ``_h0`` is the first internal sample index still needed (the bounds
+    of every look-back), ``_b0`` the internal index of the buffer's first column (<= ``_h0``;
+    the buffer is compacted only when full).
+    """
+
+    def __init__(self, sfreq: float, config: PulseConfig, sign: float, front: _FrontEnd | None = None) -> None:
         self._sign = float(sign)
         self.sfreq = check_positive("sfreq", sfreq)
         self.config = config
@@ -320,7 +414,9 @@ class _SignedDetector:
         self._sos = design_sos(self.sfreq, l_freq=cfg.l_freq, h_freq=h_freq, order=int(cfg.order))
         #: Delays (s) of the systolic peak and of the steepest rise through the band-pass,
         #: subtracted from the reported times (see :func:`_calibrate_delays`).
-        self.peak_delay_s, self.upstroke_delay_s = _calibrate_delays(self._sos, self.sfreq)
+        self.peak_delay_s, self.upstroke_delay_s = _cached_delays(
+            self._sos.tobytes(), self._sos.shape[0], self.sfreq
+        )
         fs = self.sfreq
         self._w1 = max(2, int(round(cfg.peak_window_s * fs)))
         self._w2 = max(self._w1 + 1, int(round(cfg.beat_window_s * fs)))
@@ -335,6 +431,14 @@ class _SignedDetector:
         self._tpl_after = max(1, min(int(round(0.3 * fs)), self._h2))
         self._cycle_before = max(2, int(round(0.6 * fs)))
         self._keep_n = max(self._foot_n + 2, self._cycle_before) + self._guard_n + self._w2 + 4
+        # filter coefficients exactly as scipy.signal.lfilter would use them
+        self._b1 = np.full(self._w1, 1.0 / self._w1)
+        self._b2 = np.full(self._w2, 1.0 / self._w2)
+        self._b_off = np.array([self._alpha])
+        self._a_off = np.array([1.0, self._alpha - 1.0])
+        self._cap0 = 4 * (self._keep_n + self._max_block_n) + 256
+        self._own_front = front is None
+        self._front = _FrontEnd(self._sos) if front is None else front
         self.reset()
 
     @property
@@ -344,22 +448,17 @@ class _SignedDetector:
 
     def reset(self) -> None:
         """Forget all state; the next sample is treated as the first."""
-        self._filter = SosFilter(self._sos)
+        if self._own_front:
+            self._front.reset()
         self._zi1 = np.zeros(self._w1 - 1)
         self._zi2 = np.zeros(self._w2 - 1)
         self._zi_off = np.zeros(1)
-        self._started = False
-        self._n_skipped = 0  # leading non-finite samples before the first finite one
         self._n = 0  # samples processed since the start (internal index)
-        self._h0 = 0  # internal index of the first sample kept in the history arrays
-        self._f = np.zeros(0)  # band-passed signal
-        self._x = np.zeros(0)  # raw input, NaN held
-        self._bad = np.zeros(0, dtype=bool)  # input was not finite
-        self._t = np.zeros(0)  # times
-        self._tp = np.zeros(0)  # trailing peak average
-        self._tb = np.zeros(0)  # trailing beat average
-        self._off = np.zeros(0)  # threshold offset
-        self._last_x = math.nan
+        self._h0 = 0  # first internal index that any later look-back may read
+        self._b0 = 0  # internal index of the buffer's first column
+        self._len = 0  # buffer columns in use
+        self._buf = np.empty((6, self._cap0))  # rows _F, _X, _T, _TP, _TB, _OFF
+        self._bad = np.zeros(self._cap0, dtype=bool)  # input was not finite
         self._next = 0  # next internal index whose block condition is evaluated
         self._in_block = False
         self._block_start = 0
@@ -388,94 +487,109 @@ class _SignedDetector:
             raise ValueError(
                 f"Invalid value for 'times': expected {x.size} times to match the samples, got {t.size}."
             )
+        front = self._front.process(x, t)
+        return _EMPTY_BEATS if front is None else self._feed(front)
+
+    def _feed(self, front: tuple[FloatArray, BoolArray | None, FloatArray, FloatArray]) -> Beats:
+        """Process one block of the front end's output; return the beats it completes."""
+        x, bad, f, t = front
         if self._sign < 0:
             x = -x
-        if not self._started:
-            finite = np.flatnonzero(np.isfinite(x))
-            if finite.size == 0:
-                self._n_skipped += x.size
-                return Beats.empty()
-            self._n_skipped += int(finite[0])
-            x, t = x[finite[0] :], t[finite[0] :]
-            self._started = True
-        if x.size == 0:
-            return Beats.empty()
-        bad = ~np.isfinite(x)
-        if bad.any():
-            x = _hold(x, self._last_x)
-        self._last_x = float(x[-1])
-        f = self._filter.process(x[np.newaxis, :])[0]
+            f = -f
         y = np.maximum(f, 0.0)
-        y = y * y
-        tp, self._zi1 = lfilter(np.full(self._w1, 1.0 / self._w1), [1.0], y, zi=self._zi1)
-        tb, self._zi2 = lfilter(np.full(self._w2, 1.0 / self._w2), [1.0], y, zi=self._zi2)
-        mean_y, self._zi_off = lfilter([self._alpha], [1.0, self._alpha - 1.0], y, zi=self._zi_off)
-        self._f = np.concatenate([self._f, f])
-        self._x = np.concatenate([self._x, x])
-        self._bad = np.concatenate([self._bad, bad])
-        self._t = np.concatenate([self._t, t])
-        self._tp = np.concatenate([self._tp, tp])
-        self._tb = np.concatenate([self._tb, tb])
-        self._off = np.concatenate([self._off, self.config.beta * mean_y])
-        self._n += x.size
+        y *= y
+        tp, self._zi1 = _fir_zi(self._b1, y, self._zi1)
+        tb, self._zi2 = _fir_zi(self._b2, y, self._zi2)
+        mean_y, self._zi_off = _iir_zi(self._b_off, self._a_off, y, self._zi_off)
+        n = x.shape[0]
+        j = self._reserve(n)
+        k = j + n
+        buf = self._buf
+        buf[_F, j:k] = f
+        buf[_X, j:k] = x
+        buf[_T, j:k] = t
+        buf[_TP, j:k] = tp
+        buf[_TB, j:k] = tb
+        np.multiply(self.config.beta, mean_y, out=buf[_OFF, j:k])
+        self._bad[j:k] = False if bad is None else bad
+        self._len = k
+        self._n += n
         beats = self._scan()
         self._trim()
         return beats
 
     # -- internals ---------------------------------------------------------------------------
+    def _reserve(self, n: int) -> int:
+        """Make room for ``n`` more columns; return the column of the first one."""
+        cap = self._buf.shape[1]
+        if self._len + n <= cap:
+            return self._len
+        drop = self._h0 - self._b0  # columns no look-back can reach any more
+        live = self._len - drop
+        if live + n > cap:  # grow (a long first chunk, e.g. a whole record)
+            new_cap = max(2 * cap, live + n + self._cap0)
+            buf = np.empty((6, new_cap))
+            bad = np.zeros(new_cap, dtype=bool)
+            buf[:, :live] = self._buf[:, drop : self._len]
+            bad[:live] = self._bad[drop : self._len]
+            self._buf, self._bad = buf, bad
+        elif drop:
+            self._buf[:, :live] = self._buf[:, drop : self._len].copy()
+            self._bad[:live] = self._bad[drop : self._len].copy()
+        self._b0 = self._h0
+        self._len = live
+        return live
+
     def _scan(self) -> Beats:
         """Evaluate the block condition on every sample whose look-ahead is available."""
         last_ready = self._n - 1 - self._h2
-        if last_ready < self._next:
-            return Beats.empty()
-        h0, h1, h2 = self._h0, self._h1, self._h2
-        n_idx = np.arange(self._next, last_ready + 1)
-        cond = self._tp[n_idx + h1 - h0] > self._tb[n_idx + h2 - h0] + self._off[n_idx + h2 - h0]
-        prev = np.concatenate([[self._in_block], cond[:-1]])
-        starts = np.flatnonzero(cond & ~prev)
-        ends = np.flatnonzero(~cond & prev)  # first False sample after a block
+        nxt = self._next
+        if last_ready < nxt:
+            return _EMPTY_BEATS
+        m = last_ready + 1 - nxt
+        a = nxt - self._b0
+        buf = self._buf
+        lo, hi = a + self._h2, a + self._h2 + m
+        cond = buf[_TP, a + self._h1 : a + self._h1 + m] > buf[_TB, lo:hi] + buf[_OFF, lo:hi]
+        # every change of the condition starts or ends a block; blocks alternate
         rows: list[tuple[float, ...]] = []
-        events = sorted([(int(i), 1) for i in starts] + [(int(i), 0) for i in ends])
-        for i, is_start in events:
-            n = int(n_idx[i])
-            if is_start:
-                self._in_block = True
-                self._block_start = n
-            else:
-                self._in_block = False
-                row = self._close_block(self._block_start, n)
-                if row is not None:
-                    rows.append(row)
+        # no event when the condition stays as it was (the usual case: between systolic blocks)
+        if (not cond.all()) if self._in_block else cond.any():
+            events = (np.flatnonzero(cond[1:] != cond[:-1]) + 1).tolist()
+            if bool(cond[0]) != self._in_block:
+                events.insert(0, 0)
+            for i in events:
+                n = nxt + i
+                if not self._in_block:
+                    self._in_block = True
+                    self._block_start = n
+                else:
+                    self._in_block = False
+                    row = self._close_block(self._block_start, n)
+                    if row is not None:
+                        rows.append(row)
         self._next = last_ready + 1
         if self._in_block and self._next - self._block_start > self._max_block_n + self._keep_n:
             # an endless block (motion, saturation): restart it so the history stays bounded
             self._block_start = self._next - self._max_block_n - 1
         if not rows:
-            return Beats.empty()
-        cols = list(zip(*rows, strict=True))
-        return Beats(
-            peak_times=np.array(cols[0]),
-            peak_samples=np.array(cols[1], dtype=np.int64),
-            trough_times=np.array(cols[2]),
-            amplitudes=np.array(cols[3]),
-            peak_values=np.array(cols[4]),
-            trough_values=np.array(cols[5]),
-            detect_times=np.array(cols[6]),
-            template_corr=np.array(cols[7]),
-            upstroke_times=np.array(cols[8]),
-        )
+            return _EMPTY_BEATS
+        table = np.array(rows, dtype=np.float64).T.copy()  # (9, n_beats), one row per field
+        arrays = list(table)
+        arrays[1] = table[1].astype(np.int64)
+        return Beats._trusted(*arrays)
 
     def _close_block(self, start: int, end: int) -> tuple[float, ...] | None:
         """Turn the block [start, end) into a beat row, or None if it is not a beat."""
         width = end - start
         if width < self._w1 or width > self._max_block_n:
             return None
-        h0 = self._h0
-        f = self._f
-        p = start + int(np.argmax(f[start - h0 : end - h0]))
+        h0, b0 = self._h0, self._b0
+        f = self._buf[_F]
+        p = start + int(np.argmax(f[start - b0 : end - b0]))
         if p - 1 < h0:
             return None
-        dp, peak_val = _parabolic(f[p - 1 - h0], f[p - h0], f[p + 1 - h0])
+        dp, peak_val = _parabolic(*f[p - 1 - b0 : p + 2 - b0].tolist())  # Python floats: same bits, faster
         p_frac = p + dp
         if self._last_peak is not None and p_frac - self._last_peak < self._min_int_n:
             return None
@@ -484,30 +598,32 @@ class _SignedDetector:
             lo = max(lo, int(math.floor(self._last_peak)) + 1)
         if lo >= p:
             return None
-        q = lo + int(np.argmin(f[lo - h0 : p - h0]))
-        dq, foot_val = _parabolic(f[q - 1 - h0], f[q - h0], f[q + 1 - h0])
-        up = q + _steepest(f[q - h0 : p + 2 - h0])
-        if self._bad[max(h0, q - self._guard_n) - h0 : end + 1 - h0].any():
+        q = lo + int(np.argmin(f[lo - b0 : p - b0]))
+        dq, foot_val = _parabolic(*f[q - 1 - b0 : q + 2 - b0].tolist())
+        up = q + _steepest(f[q - b0 : p + 2 - b0])
+        if self._bad[max(h0, q - self._guard_n) - b0 : end + 1 - b0].any():
             self._last_peak = p_frac
             return None
         self._last_peak = p_frac
         corr = self._template_corr(p)
         dt = 1.0 / self.sfreq
         shift = self.peak_delay_s * self.sfreq
-        peak_time = self._t[p - h0] + dp * dt - self.peak_delay_s
-        foot_time = self._t[q - h0] + dq * dt - self.peak_delay_s
+        tt = self._buf[_T]
+        peak_time = float(tt[p - b0]) + dp * dt - self.peak_delay_s
+        foot_time = float(tt[q - b0]) + dq * dt - self.peak_delay_s
         k_up = int(math.floor(up))
-        up_time = self._t[k_up - h0] + (up - k_up) * dt - self.upstroke_delay_s
+        up_time = float(tt[k_up - b0]) + (up - k_up) * dt - self.upstroke_delay_s
         p_raw = int(min(max(round(p_frac - shift), h0), self._n - 1))
         q_raw = int(min(max(round(q + dq - shift), h0), self._n - 1))
-        detect_time = self._t[end + self._h2 - h0]
+        detect_time = tt[end + self._h2 - b0]
+        xx = self._buf[_X]
         return (
             float(peak_time),
-            float(int(round(p_frac - shift)) + self._n_skipped),
+            float(int(round(p_frac - shift)) + self._front.n_skipped),
             float(foot_time),
             float(peak_val - foot_val),
-            self._sign * float(self._x[p_raw - h0]),
-            self._sign * float(self._x[q_raw - h0]),
+            self._sign * float(xx[p_raw - b0]),
+            self._sign * float(xx[q_raw - b0]),
             float(detect_time),
             corr,
             float(up_time),
@@ -517,17 +633,19 @@ class _SignedDetector:
         """Correlate the pulse around sample ``p`` with the running template, then update it."""
         if p - self._cycle_before < self._h0:
             return math.nan
-        cyc = self._f[p - self._cycle_before - self._h0 : p + self._tpl_after + 1 - self._h0]
+        b0 = self._b0
+        f = self._buf[_F]
+        cyc = f[p - self._cycle_before - b0 : p + self._tpl_after + 1 - b0]
         self._cycle = cyc.copy() if self._cycle is None else 0.9 * self._cycle + 0.1 * cyc
-        seg = self._f[p - self._tpl_before - self._h0 : p + self._tpl_after + 1 - self._h0]
-        sd = float(seg.std())
+        seg = f[p - self._tpl_before - b0 : p + self._tpl_after + 1 - b0]
+        mean, sd = _mean_std(seg)
         if not sd > 0.0:
             return 0.0
-        z = (seg - seg.mean()) / sd
+        z = (seg - mean) / sd
         if self._template is None:
             self._template = z
             return math.nan
-        corr = float(np.dot(z, self._template) / (z.size * max(float(self._template.std()), 1e-12)))
+        corr = float(np.dot(z, self._template) / (z.size * max(_mean_std(self._template)[1], 1e-12)))
         corr = min(1.0, max(-1.0, corr))
         weight = 0.1 if corr > 0.5 else 0.02  # artefacts barely move the template
         self._template = (1.0 - weight) * self._template + weight * z
@@ -535,21 +653,19 @@ class _SignedDetector:
         return corr
 
     def _trim(self) -> None:
-        """Drop history that no future beat can need."""
+        """Advance the start of the history that a future beat can need."""
         keep_from = self._next - self._keep_n
         if self._in_block:
             keep_from = min(keep_from, self._block_start - self._foot_n - self._guard_n - 2)
-        cut = keep_from - self._h0
-        if cut > 0:
-            for name in ("_f", "_x", "_bad", "_t", "_tp", "_tb", "_off"):
-                setattr(self, name, getattr(self, name)[cut:])
-            self._h0 += cut
+        if keep_from > self._h0:
+            self._h0 = keep_from
 
 
 _MAX_CALIB_ROUNDS = 4  # polarity="auto" decides after at most 4 calibration periods ...
 _MIN_REGULAR_SHARE = 0.3  # ... or once one polarity has clean intervals over 30 % of the time
 _TIE_SHARE = 0.15  # regular times within 15 % count as a tie, broken by the template asymmetry
 _SWITCH_RATIO = 1.5  # later, the other polarity 1.5 times as regular for two periods in a row switches
+_CATCH_UP_S = 2.0  # the inactive polarity is run every 2 s of samples, in one block
 
 
 class PulseDetector:
@@ -573,7 +689,10 @@ class PulseDetector:
     rate but makes the beat times less precise).  Both polarities keep running afterwards, and
     the detector switches when, in two periods of ``polarity_calib_s`` in a row, the other one
     finds 1.5 times as much regular beat time (e.g. after a noisy start); the interval across a
-    switch is irregular.  Warm-up: the moving
+    switch is irregular.  After calibration the inactive polarity, which only serves that check,
+    is run on blocks of 2 s of samples at fixed sample counts instead of on every input chunk
+    (a fraction of the per-call cost; its beats can differ from chunk-by-chunk processing only
+    by floating-point rounding of the moving averages).  Warm-up: the moving
     averages fill in 0.7 s and the threshold offset settles over ``offset_tau_s``; the first
     beats may be missed.  Leading NaN samples are skipped until the first finite sample (the
     filter starts there); later NaN samples are held at the last finite value and beats near
@@ -601,8 +720,12 @@ class PulseDetector:
             raise TypeError(f"Invalid value for 'config': expected a PulseConfig, got {type(self.config).__name__}.")
         self.sfreq = check_positive("sfreq", sfreq)
         signs = {"normal": (1.0,), "inverted": (-1.0,), "auto": (1.0, -1.0)}[self.config.polarity]
-        self._dets = [_SignedDetector(self.sfreq, self.config, s) for s in signs]
+        first = _SignedDetector(self.sfreq, self.config, signs[0])
+        self._front = first._front  # one band-pass for both polarities (see _FrontEnd)
+        self._dets = [first] + [_SignedDetector(self.sfreq, self.config, s, self._front) for s in signs[1:]]
         self._calib_n = max(1, int(round(self.config.polarity_calib_s * self.sfreq)))
+        # after calibration the inactive polarity catches up in blocks of this many samples
+        self._catch_n = max(1, int(round(_CATCH_UP_S * self.sfreq)))
         self.peak_delay_s = self._dets[0].peak_delay_s
         self.upstroke_delay_s = self._dets[0].upstroke_delay_s
         self.reset()
@@ -621,9 +744,12 @@ class PulseDetector:
 
     def reset(self) -> None:
         """Forget all state; the next sample is treated as the first."""
+        self._front.reset()
         for d in self._dets:
             d.reset()
         self._k: int | None = 0 if len(self._dets) == 1 else None  # active detector
+        # front-end blocks not yet seen by the inactive polarity (auto, after calibration)
+        self._deferred: list[tuple[FloatArray, BoolArray | None, FloatArray, FloatArray]] = []
         self._held: list[list[Beats]] = [[] for _ in self._dets]
         self._n = 0
         self._against = 0  # consecutive checks whose evidence favours the other polarity
@@ -676,27 +802,67 @@ class PulseDetector:
                 f"Invalid value for 'times': expected {x.size} times to match the samples, got {t.size}."
             )
         if len(self._dets) == 1:
-            return self._dets[0].push(x, t)
+            front = self._front.process(x, t)
+            return _EMPTY_BEATS if front is None else self._dets[0]._feed(front)
         out: list[Beats] = []
         start = 0
         while start < x.size:
             stop = min(x.size, start + self._calib_n - (self._n % self._calib_n))
-            found = [det.push(x[start:stop], t[start:stop]) for det in self._dets]
-            for k, b in enumerate(found):
-                self._held[k].append(b)
-            if self._k is not None:
-                out.append(found[self._k])
+            front = self._front.process(x[start:stop], t[start:stop])
+            k_on = self._k
+            if k_on is None:  # calibrating: both polarities run on every block
+                for k, det in enumerate(self._dets):
+                    b = _EMPTY_BEATS if front is None else det._feed(front)
+                    if len(b):
+                        self._held[k].append(b)
+            else:
+                b = _EMPTY_BEATS if front is None else self._dets[k_on]._feed(front)
+                if len(b):
+                    self._held[k_on].append(b)
+                    out.append(b)
+            n_before = self._n
             self._n += stop - start
+            if k_on is not None and front is not None:  # the other polarity catches up later
+                self._defer(front, n_before)
             if self._n % self._calib_n == 0:
                 if self._k is None:
                     chosen = self._choose(float(t[stop - 1]))
                     if chosen is not None:
                         out.append(chosen)
                 else:
+                    self._catch_up()
                     self._recheck()
                     self._held = [[] for _ in self._dets]
             start = stop
         return Beats.concatenate(out)
+
+    def _defer(self, front: tuple[FloatArray, BoolArray | None, FloatArray, FloatArray], n_before: int) -> None:
+        """Queue a front-end block for the inactive polarity; catch up at every block boundary.
+
+        Blocks are ``_catch_n`` samples counted from each period start (the last one ends at the
+        period end), so the inactive detector always sees the same blocks whatever the chunking.
+        """
+        x, bad, f, t = front
+        pos, n = 0, n_before
+        while pos < x.size:
+            in_period = n % self._calib_n
+            take = min(x.size - pos, self._catch_n - in_period % self._catch_n, self._calib_n - in_period)
+            part = slice(pos, pos + take)
+            self._deferred.append((x[part].copy(), None if bad is None else bad[part].copy(), f[part], t[part].copy()))
+            pos += take
+            n += take
+            if (n % self._calib_n) % self._catch_n == 0 and n % self._calib_n != 0:
+                self._catch_up()  # the period-end block is caught up just before the check
+
+    def _catch_up(self) -> None:
+        """Run the inactive polarity over the deferred blocks (a few seconds of samples)."""
+        if not self._deferred:
+            return
+        other = 1 - int(self._k or 0)
+        b = self._dets[other]._feed(_join_fronts(self._deferred))
+        self._deferred = []
+        if len(b):
+            self._held[other].append(b)
 
     def _evidence(self) -> float:
         """Template asymmetry of the normal minus the inverted detector (> 0 favours normal)."""
@@ -742,6 +908,19 @@ class PulseDetector:
         beats = held[k]
         self._held = [[] for _ in self._dets]
         return replace(beats, detect_times=np.full(len(beats), t_now))
+
+
+def _join_fronts(
+    fronts: list[tuple[FloatArray, BoolArray | None, FloatArray, FloatArray]],
+) -> tuple[FloatArray, BoolArray | None, FloatArray, FloatArray]:
+    """Concatenate front-end blocks in order."""
+    if len(fronts) == 1:
+        return fronts[0]
+    xs, bads, fs, ts = zip(*fronts, strict=True)
+    bad = None
+    if any(b is not None for b in bads):
+        bad = np.concatenate([np.zeros(x.size, dtype=bool) if b is None else b for x, b in zip(xs, bads, strict=True)])
+    return np.concatenate(xs), bad, np.concatenate(fs), np.concatenate(ts)
 
 
 def _template_asymmetry(template: FloatArray | None) -> float:

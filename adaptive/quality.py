@@ -61,7 +61,10 @@ def flat_share(x: FloatArray, min_run: int) -> float:
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     if x.size < 2 or min_run < 2:
         return 0.0
-    same = (x[1:] == x[:-1]) & np.isfinite(x[1:])
+    same = x[1:] == x[:-1]
+    if not same.any():  # the usual case: no repeat at all (NaN never equals itself)
+        return 0.0
+    same &= np.isfinite(x[1:])
     if not same.any():
         return 0.0
     # run lengths of consecutive True in `same`; a run of k True covers k + 1 samples
@@ -75,16 +78,21 @@ def flat_share(x: FloatArray, min_run: int) -> float:
 def clip_share(x: FloatArray, min_count: int) -> float:
     """Share of samples of ``x`` (1-D) on its maximum or minimum when either repeats ``min_count`` times."""
     x = np.asarray(x, dtype=np.float64).reshape(-1)
-    fin = x[np.isfinite(x)]
+    fin = x if _all_finite(x) else x[np.isfinite(x)]
     if fin.size == 0:
         return 0.0
     total = 0
     hi, lo = float(fin.max()), float(fin.min())
     for v in (hi, lo) if hi != lo else (hi,):
-        c = int(np.sum(fin == v))
+        c = int(np.count_nonzero(fin == v))
         if c >= min_count:
             total += c
     return total / x.size
+
+
+def _all_finite(x: FloatArray) -> bool:
+    """True if every sample is finite: a finite sum proves it (NaN and inf propagate)."""
+    return math.isfinite(float(x.sum())) or bool(np.all(np.isfinite(x)))
 
 
 def combine_quality(*qualities: float) -> float:
@@ -126,7 +134,7 @@ def ppg_window_quality(
     x = np.asarray(window, dtype=np.float64).reshape(-1)
     if x.size == 0:
         return 0.0
-    nan_share = float(np.mean(~np.isfinite(x)))
+    nan_share = 0.0 if _all_finite(x) else float(np.mean(~np.isfinite(x)))
     flat = flat_share(x, max(2, int(round(flat_run_s * sfreq))))
     clip = clip_share(x, min_clip_samples)
     return combine_quality(1.0 - nan_share, 1.0 - flat, 1.0 - clip, clean_coverage)
@@ -165,6 +173,8 @@ def accel_window_quality(
     x = np.asarray(window, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] == 0:
         return 0.0, math.nan
+    if x.shape[1] >= 2 and _all_finite(x):
+        return _accel_quality_finite(x, sfreq, still_g, moving_g, flat_run_s, min_clip_samples)
     finite = np.isfinite(x)
     nan_share = float(1.0 - np.mean(np.all(finite, axis=0)))
     var = 0.0
@@ -179,6 +189,56 @@ def accel_window_quality(
         return 0.0, motion
     q_motion = min(1.0, max(0.0, 1.0 - (motion - still_g) / (moving_g - still_g)))
     return combine_quality(1.0 - nan_share, 1.0 - flat, 1.0 - clip, q_motion), motion
+
+
+def _accel_quality_finite(
+    x: FloatArray, sfreq: float, still_g: float, moving_g: float, flat_run_s: float, min_clip_samples: int
+) -> tuple[float, float]:
+    """:func:`accel_window_quality` of a window without missing samples (same numbers, row-vectorised)."""
+    var = 0.0
+    for v in np.var(x, axis=1).tolist():  # summed in row order, as the general path does
+        var += v
+    motion = math.sqrt(var) if var == var else math.nan  # NaN only from overflowing finite values
+    run = max(2, int(round(flat_run_s * sfreq)))
+    flat = _max_flat_share(x, run)
+    n = x.shape[1]
+    hi = x.max(axis=1)
+    lo = x.min(axis=1)
+    n_hi = np.count_nonzero(x == hi[:, np.newaxis], axis=1).tolist()
+    n_lo = np.count_nonzero(x == lo[:, np.newaxis], axis=1).tolist()
+    clip = 0.0
+    for h, l_, c_hi, c_lo in zip(hi.tolist(), lo.tolist(), n_hi, n_lo, strict=True):
+        total = c_hi if c_hi >= min_clip_samples else 0
+        if h != l_ and c_lo >= min_clip_samples:
+            total += c_lo
+        clip = max(clip, total / n)
+    if math.isnan(motion):
+        return 0.0, motion
+    q_motion = min(1.0, max(0.0, 1.0 - (motion - still_g) / (moving_g - still_g)))
+    return combine_quality(1.0, 1.0 - flat, 1.0 - clip, q_motion), motion
+
+
+def _max_flat_share(x: FloatArray, min_run: int) -> float:
+    """``max(flat_share(row, min_run) for row in x)`` for finite ``x`` (n_rows, n >= 2), all rows at once.
+
+    Each row is padded with a False on both sides, so in the flattened mask every run of
+    repeats starts and ends inside its own row; the run lengths are integers, summed exactly.
+    """
+    same = x[:, 1:] == x[:, :-1]
+    if not same.any():
+        return 0.0
+    n_rows, n = x.shape
+    padded = np.zeros((n_rows, n + 1), dtype=bool)
+    padded[:, 1:-1] = same
+    flat = padded.reshape(-1)
+    edges = np.flatnonzero(flat[1:] != flat[:-1])
+    starts, stops = edges[::2], edges[1::2]
+    lengths = stops - starts + 1
+    keep = lengths >= min_run
+    if not keep.any():
+        return 0.0
+    per_row = np.bincount(starts[keep] // (n + 1), weights=lengths[keep], minlength=n_rows)
+    return float(per_row.max()) / n
 
 
 # -- PPG --------------------------------------------------------------------------------------------------
@@ -227,7 +287,7 @@ class PpgQualityMonitor:
         out = []
         for t_hop, iv, raw in self._hopper._push_raw(x, t):
             q = _ppg_quality_value(raw, self.sfreq, _window(iv, t_hop, self.window_s), self.window_s)
-            out.append(Estimate(Metric.QUALITY_PPG, q, 1.0, t_hop))
+            out.append(Estimate._trusted(Metric.QUALITY_PPG, q, 1.0, t_hop))
         return out
 
 
@@ -377,8 +437,8 @@ class AccelQualityMonitor:
         q, _ = accel_window_quality(
             win, self.sfreq, still_g=cfg.still_g, moving_g=cfg.moving_g, flat_run_s=cfg.flat_run_s
         )
-        conf = float(np.mean(np.all(np.isfinite(win), axis=0)))
-        return Estimate(Metric.QUALITY_ACCEL, q, conf, t)
+        conf = 1.0 if _all_finite(win) else float(np.mean(np.all(np.isfinite(win), axis=0)))
+        return Estimate._trusted(Metric.QUALITY_ACCEL, q, conf, t)
 
 
 def accel_quality(

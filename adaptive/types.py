@@ -145,6 +145,32 @@ class Chunk:
         object.__setattr__(self, "sfreq", float(self.sfreq))
         object.__setattr__(self, "ch_names", names)
 
+    @classmethod
+    def _trusted(
+        cls,
+        kind: SignalKind,
+        data: FloatArray,
+        times: FloatArray,
+        sfreq: float,
+        ch_names: tuple[str, ...],
+    ) -> Chunk:
+        """Build a chunk from parts that are already valid, skipping validation and copies.
+
+        Internal fast path for stages that slice or join chunks they received (the pipeline
+        does so hundreds of times per second).  The caller guarantees what the public
+        constructor checks: ``kind`` a :class:`SignalKind`, ``data`` a read-only float64 array
+        of shape (len(ch_names), n_times), ``times`` a read-only, finite, strictly increasing
+        float64 array, ``sfreq`` a positive float and ``ch_names`` a tuple of str.  Views of a
+        valid chunk's arrays (read-only) and freshly joined arrays marked read-only qualify.
+        """
+        self = object.__new__(cls)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "sfreq", sfreq)
+        object.__setattr__(self, "ch_names", ch_names)
+        return self
+
     @property
     def n_times(self) -> int:
         """Number of samples in the chunk."""
@@ -190,6 +216,25 @@ class Estimate:
         object.__setattr__(self, "quality", 0.0 if math.isnan(q) else q)
         object.__setattr__(self, "value", float(self.value))
         object.__setattr__(self, "time", float(self.time))
+
+    @classmethod
+    def _trusted(cls, metric: Metric, value: float, quality: float, time: float) -> Estimate:
+        """Build an estimate of a known :class:`Metric` member with little checking.
+
+        Internal fast path for estimators that emit many estimates per second: the metric is
+        not converted (the caller passes a :class:`Metric` member); the numbers are converted
+        with ``float`` and a quality outside 0..1 or NaN goes through the validating
+        constructor (so it raises or maps NaN to 0 exactly as ``Estimate(...)`` does).
+        """
+        q = float(quality)
+        if not 0.0 <= q <= 1.0:
+            return cls(metric, value, quality, time)
+        self = object.__new__(cls)
+        object.__setattr__(self, "metric", metric)
+        object.__setattr__(self, "value", float(value))
+        object.__setattr__(self, "quality", q)
+        object.__setattr__(self, "time", float(time))
+        return self
 
 
 @dataclass(frozen=True, slots=True)

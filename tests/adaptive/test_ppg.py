@@ -216,6 +216,42 @@ def test_reset_starts_afresh() -> None:
     _assert_beats_equal(first, det.push(x, t))
 
 
+def test_polarity_switch_resumes_the_other_polarity_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After calibration the inactive polarity runs once per period (see PulseDetector notes).
+
+    A lowered switch ratio makes the detector switch on a clean pulse; every beat emitted
+    afterwards must be a beat of a detector that ran the active polarity over the whole record,
+    so the caught-up detector is in exactly the state it would have had running block by block.
+    """
+    import adaptive.ppg as ppg_module
+
+    monkeypatch.setattr(ppg_module, "_SWITCH_RATIO", 0.75)
+    t = np.arange(0, 200, 1 / SFREQ)
+    rng = np.random.default_rng(0)
+    x = -reference_pulse(t % 0.85) + 0.05 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 0.1 * t)
+    fixed = {
+        pol: ppg_beats(x, SFREQ, times=t, config=PulseConfig(polarity=pol)) for pol in ("normal", "inverted")
+    }
+    det = PulseDetector(SFREQ)
+    switches = 0
+    for i in range(0, t.size, 32):
+        before = det.polarity
+        got = det.push(x[i : i + 32], t[i : i + 32])
+        after = det.polarity
+        if before is None:
+            continue  # calibration beats are released together at the decision
+        switches += before != after
+        for k in range(len(got)):
+            ok = [
+                bool(np.any(np.isclose(fixed[p].peak_times, got.peak_times[k], rtol=0, atol=1e-9)))
+                for p in {before, after} if p is not None
+            ]
+            assert any(ok), (t[i], got.peak_times[k], before, after)
+    assert switches >= 2
+    whole = PulseDetector(SFREQ).push(x, t)
+    _assert_beats_equal(whole, _feed(PulseDetector(SFREQ), _chunks(x, t, list(range(13, x.size, 13)))))
+
+
 # -- wrong calls ---------------------------------------------------------------------------------------------
 def test_wrong_calls_raise() -> None:
     det = PulseDetector(SFREQ)

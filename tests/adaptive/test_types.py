@@ -71,3 +71,17 @@ def test_estimate_validates_quality() -> None:
 def test_metric_names_carry_units() -> None:
     assert Metric.RESP_RATE_BRPM.value.endswith("_brpm")
     assert Metric.RMSSD_MS.value.endswith("_ms")
+
+
+def test_trusted_constructors_match_the_validating_ones() -> None:
+    c = _chunk()
+    fast = Chunk._trusted(c.kind, c.data, c.times, c.sfreq, c.ch_names)
+    assert (fast.kind, fast.sfreq, fast.ch_names, fast.n_times) == (c.kind, c.sfreq, c.ch_names, c.n_times)
+    assert fast.data is c.data and not fast.data.flags.writeable
+    e = Estimate._trusted(Metric.HR_BPM, np.float64(60.0), 0.5, np.float64(1.0))
+    assert e == Estimate(Metric.HR_BPM, 60.0, 0.5, 1.0)
+    assert type(e.value) is float and type(e.time) is float
+    # out-of-range or NaN quality takes the validating path: raises, or maps NaN to 0
+    assert Estimate._trusted(Metric.HR_BPM, 60.0, math.nan, 1.0).quality == 0.0
+    with pytest.raises(ValueError, match="quality"):
+        Estimate._trusted(Metric.HR_BPM, 60.0, 1.5, 1.0)
