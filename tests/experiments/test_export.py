@@ -201,7 +201,7 @@ def test_fif_opens_in_mne_with_types_units_and_annotations(
     assert [ch["unit"] for ch in raw.info["chs"]][:4] == [mne.io.constants.FIFF.FIFF_UNIT_V] * 4
     assert "ACC_X=g" in raw.info["description"]
     descs = set(raw.annotations.description)
-    assert {"session/start", "state/calibrating", "session/end", "outcome/mood"} <= descs
+    assert {"session/start", "state/matching", "session/end", "outcome/mood"} <= descs
     assert any(x["marker"].startswith("state:") for x in raw.annotations.extras)
     assert result.n_annotations == len(raw.annotations)
 
@@ -225,10 +225,10 @@ def test_edf_opens_in_mne_with_types_units_and_annotations(
     assert units["EEG TP9"] == "uV" and units["MISC ACC_X"] == "g"
     assert units["MISC GYRO_X"] == "deg/s" and units["MISC PPG_IR"] == "au"
     descs = list(raw.annotations.description)
-    assert {"session/start", "state/calibrating", "session/end"} <= set(descs)
-    start = descs.index("state/calibrating")
+    assert {"session/start", "state/matching", "session/end"} <= set(descs)
+    start = descs.index("state/matching")
     assert raw.annotations.onset[start] == pytest.approx(
-        next(m.time for m in recording.markers if m.text.startswith("state:calibrating")), abs=1 / 256
+        next(m.time for m in recording.markers if m.text.startswith("state:matching")), abs=1 / 256
     )
 
 
@@ -242,12 +242,12 @@ def test_bids_dataset_opens_with_mne_bids(session: Path, tmp_path: Path) -> None
     assert path.subject == "P01"  # BIDS labels are alphanumeric
     assert raw.get_channel_types()[:13] == ["eeg"] * 4 + ["misc"] * 9
     assert raw.info["line_freq"] == 50.0
-    assert {"session/start", "state/calibrating", "session/end"} <= set(raw.annotations.description)
+    assert {"session/start", "state/matching", "session/end"} <= set(raw.annotations.description)
     channels = next(result.path.parent.glob("*_channels.tsv")).read_text().splitlines()
     acc = next(ln for ln in channels if ln.startswith("ACC_X\t")).split("\t")
     assert acc[1] == "MISC" and acc[2] == "g" and "accelerometer" in channels[0] + "\t".join(acc)
     events = next(result.path.parent.glob("*_events.tsv")).read_text()
-    assert "state:calibrating" in events  # the full marker text in the marker column
+    assert "state:matching" in events  # the full marker text in the marker column
 
 
 def test_multi_file_brainflow_recording_exports(shared_data: Path, tmp_path: Path) -> None:
