@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,33 +21,14 @@ from experiments.analyze import (
     format_table,
     parse_items,
 )
-from experiments.cli import main
 from experiments.cohort import read_sidecar
 
-SHORT_PROTOCOL = "[session]\nmax_duration_s = 120\n[pacing]\ncalibration_s = 45\nmatching_s = 20\n"
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def session(tmp_path_factory: pytest.TempPathFactory, record_short_session: Callable[..., Path]) -> Path:
     """A 120-s session of the simulated patient, recorded by ``calmloop session`` (about 4 s)."""
-    root = tmp_path_factory.mktemp("sessions")
-    proto = root / "short.toml"
-    proto.write_text(SHORT_PROTOCOL)
-    argv = [
-        "session",
-        "--speed",
-        "max",
-        "--headless",
-        "--protocol",
-        str(proto),
-        "--patient-id",
-        "P001",
-        "--out",
-        str(root / "s"),
-    ]
-    assert main(argv) == 0
-    (folder,) = (root / "s").iterdir()
-    return folder
+    return record_short_session(tmp_path_factory.mktemp("sessions"), "P001")
 
 
 @pytest.fixture(scope="module")

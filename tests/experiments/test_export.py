@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import mne
@@ -16,7 +17,6 @@ from adaptive.errors import ConfigError
 from adaptive.records import Marker, RecordedStream, Recording
 from adaptive.types import SignalKind, StreamSpec
 from experiments import cli_tools
-from experiments.cli import main
 from experiments.export import (
     annotation_description,
     export_recording,
@@ -25,34 +25,12 @@ from experiments.export import (
 )
 from sensors.readers import read_recording
 
-SHORT_PROTOCOL = "[session]\nmax_duration_s = 120\n[pacing]\ncalibration_s = 45\nmatching_s = 20\n"
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def session(tmp_path_factory: pytest.TempPathFactory, record_short_session: Callable[..., Path]) -> Path:
     """A 120-s session of the simulated patient, recorded by ``calmloop session`` (about 4 s)."""
-    root = tmp_path_factory.mktemp("sessions")
-    proto = root / "short.toml"
-    proto.write_text(SHORT_PROTOCOL)
-    argv = [
-        "session",
-        "--speed",
-        "max",
-        "--headless",
-        "--protocol",
-        str(proto),
-        "--patient-id",
-        "P_01",
-        "--out",
-        str(root / "s"),
-        "--mood-before",
-        "6",
-        "--mood-after",
-        "4",
-    ]
-    assert main(argv) == 0
-    (folder,) = (root / "s").iterdir()
-    return folder
+    return record_short_session(tmp_path_factory.mktemp("sessions"), "P_01", "--mood-before", "6", "--mood-after", "4")
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,42 +19,15 @@ from adaptive.errors import ConfigError
 from adaptive.records import Marker, RecordedStream, Recording
 from adaptive.types import Estimate, Metric, SignalKind, StreamSpec
 from experiments import cli_tools
-from experiments.cli import main
 from experiments.report import STATE_COLOURS, plot_session, report_html, session_series, write_report
 
-SHORT_PROTOCOL = "[session]\nmax_duration_s = 120\n[pacing]\ncalibration_s = 45\nmatching_s = 20\n"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def session(tmp_path_factory: pytest.TempPathFactory, record_short_session: Callable[..., Path]) -> Path:
     """A 120-s session of the simulated patient with mood and pain, recorded by ``calmloop session``."""
-    root = tmp_path_factory.mktemp("sessions")
-    proto = root / "short.toml"
-    proto.write_text(SHORT_PROTOCOL)
-    argv = [
-        "session",
-        "--speed",
-        "max",
-        "--headless",
-        "--protocol",
-        str(proto),
-        "--patient-id",
-        "P017",
-        "--out",
-        str(root / "s"),
-        "--mood-before",
-        "6",
-        "--mood-after",
-        "4",
-        "--pain-before",
-        "5",
-        "--pain-after",
-        "5",
-    ]
-    assert main(argv) == 0
-    (folder,) = (root / "s").iterdir()
-    return folder
+    return record_short_session(tmp_path_factory.mktemp("sessions"), "P017", "--mood-before", "6", "--mood-after", "4", "--pain-before", "5", "--pain-after", "5")
 
 
 def _images(page: str) -> list[bytes]:
