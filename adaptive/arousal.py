@@ -28,6 +28,18 @@ rate 0.2, EEG relaxation 0.2; PPG-only: heart rate 0.7, RMSSD 0.3)::
 
 Before the baseline is complete the index is NaN with quality 0.
 
+Validation
+----------
+``experiments/bench/arousal.py`` (Stress-Predict, wrist BVP, 3 subjects, stress tasks vs rest)
+gives a mean within-subject AUC of about 0.73 with the PPG-only weights, above heart rate or
+RMSSD alone.  Alternatives checked there gave no robust gain and were not adopted: other
+HR/RMSSD weights, adding PPG-derived breathing rate, spread floors without the baseline SD,
+Bayesian ``q / (q + q0)`` shrinkage, a hard quality gate, a Kalman (mean-reverting) smoother,
+a slowly drifting baseline, pulse amplitude and a robust HRV (median absolute successive
+difference).  Weight choice by leave-one-subject-out cross-validation scored below the fixed
+a-priori weights.  Pulse amplitude is also a poor marker at the forehead, whose skin vessels
+are little constricted by sympathetic drive.
+
 Streaming
 ---------
 :class:`ArousalEstimator` consumes estimates, not chunks: one ``AROUSAL`` estimate is emitted

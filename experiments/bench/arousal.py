@@ -18,7 +18,12 @@ window), ties counted half, averaged over subjects:
 * ``NeuroKit2 HR``: mean of ``nk.ppg_process(...)["PPG_Rate"]`` over the window;
 * ``NeuroKit2 -RMSSD``: minus the RMSSD (``nk.hrv_time``'s ``HRV_RMSSD`` formula, computed
   directly) of the ``nk.ppg_process`` peaks in the window;
-* ``E4 device HR`` (extra reference): mean of the wristband's own ``HR.csv`` over the window.
+* ``E4 device HR`` (extra reference): mean of the wristband's own ``HR.csv`` over the window;
+* ``calmloop quality alone`` (confound check, not a method): the arousal *quality* used as the
+  score.  The index shrinks low-quality inputs towards the baseline, so when the wrist signal is
+  cleaner in one condition than the other (still hands during the Stroop test, moving hands while
+  relaxing) part of the index's AUC can come from quality rather than physiology; an AUC far from
+  0.5 here says so.
 
 NaN scores of a peer are replaced by that subject's median score.  A second AUC restricted to
 windows where calmloop's quality is at least 0.5 shows how the index does when it trusts itself.
@@ -64,7 +69,8 @@ HR_WINDOW_S = 10.0
 STRESS = ("Stroop Test", "Interview", "Hyperventilation")
 REST = ("Relax", "Relax/Baseline")
 SUBJECTS = ("S01", "S02", "S03")
-METHODS = ("calmloop arousal", "calmloop HR", "NeuroKit2 HR", "NeuroKit2 -RMSSD", "E4 device HR")
+QUALITY_CHECK = "calmloop quality alone (confound check)"
+METHODS = ("calmloop arousal", "calmloop HR", "NeuroKit2 HR", "NeuroKit2 -RMSSD", "E4 device HR", QUALITY_CHECK)
 TARGET_AUC = 0.75
 
 
@@ -185,6 +191,7 @@ def run_stress(data_dir: Path, window_s: float = WINDOW_S, step_s: float = STEP_
                 if m.any():
                     e4_scores[k] = float(np.mean(e4_hr[m]))
             scores["E4 device HR"] = _fill(e4_scores)
+        scores[QUALITY_CHECK] = ar.quality.copy()
         use = lab >= 0
         good = use & (ar.quality >= 0.5)
         res = {
