@@ -88,10 +88,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 from scipy.ndimage import maximum_filter1d
-from scipy.signal import find_peaks, sosfilt, sosfilt_zi
+from scipy.signal import find_peaks, sosfilt_zi
 
 from ._checks import check_chunk, check_positive, check_range
-from .filters import SosFilter, design_sos
+from .filters import SosFilter, _sosfilt_inplace, design_sos
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
 from .windows import FixedHopWindows
 
@@ -238,85 +238,97 @@ class _Grid:
         self._log_centered = self.log_brpm - self._log_mean
         self._log_ss = float(np.dot(self._log_centered, self._log_centered))
         self.n = int(self.brpm.size)
-        self._tapers: dict[int, FloatArray] = {}
+        self._plans: dict[int, tuple[FloatArray, float, FloatArray]] = {}
+        self._brpm: list[float] = self.brpm.tolist()  # Python floats for scalar read-outs
+        self._conc_half = int(round(_CONC_HALF_WIDTH_BRPM / _GRID_STEP_BRPM))
         self.flat_conc = min(1.0, (2 * _CONC_HALF_WIDTH_BRPM / _GRID_STEP_BRPM + 1) / self.n)
 
-    def spectrum(
-        self, series: FloatArray, fit_background: bool = False
-    ) -> tuple[FloatArray, FloatArray] | None:
-        """Background-compensated and raw periodograms of a 4 Hz series on the grid.
+    def spectra(
+        self, series: FloatArray, fitted: tuple[bool, ...]
+    ) -> list[tuple[FloatArray, FloatArray] | None]:
+        """Background-compensated and raw periodograms of 4 Hz series on the grid.
 
-        The background is either the 1/f of vasomotor drift (periodogram times frequency) or,
-        with ``fit_background``, a power law fitted to this periodogram (a line in log-log
-        coordinates), whatever its slope.  Both are normalised to unit sum; None when the
-        series carries no power.
+        ``series`` has shape (n_series, n) (series of one length, analysed in one FFT).  The
+        background is either the 1/f of vasomotor drift (periodogram times frequency) or, where
+        ``fitted[i]``, a power law fitted to that periodogram (a line in log-log coordinates),
+        whatever its slope.  Both are normalised to unit sum; None for a series of fewer than
+        8 samples or without power.
         """
-        n = series.size
+        k, n = series.shape
         if n < 8:
-            return None
-        t = np.arange(n, dtype=np.float64)
-        t -= t.mean()
-        y = series - series.mean()
-        y = y - t * (np.dot(t, y) / np.dot(t, t))  # linear detrend
-        y = y * self._hann(n)
-        p = np.abs(np.fft.rfft(y, _NFFT)[self.bins]) ** 2
-        peak = float(p.max())
-        if not (math.isfinite(peak) and peak > 0.0):
-            return None
-        raw = p / float(p.sum())
-        if fit_background:
-            log_p = np.log(p / peak + 1e-12)
-            lc = self._log_centered
-            slope = float(np.dot(lc, log_p)) / self._log_ss
-            intercept = float(log_p.mean()) - slope * self._log_mean
-            p = p / np.exp(intercept + slope * self.log_brpm)
-        else:
-            p = p * self.brpm
-        total = float(p.sum())
-        if not (math.isfinite(total) and total > 0.0):
-            return None
-        return np.asarray(p / total, dtype=np.float64), np.asarray(raw, dtype=np.float64)
+            return [None] * k
+        t, tt, hann = self._plan(n)
+        y = series - series.sum(axis=1, keepdims=True) / n  # = mean (sum / count), less overhead
+        for row in y:  # linear detrend, row by row (np.dot, as for a single series)
+            row -= t * (np.dot(t, row) / tt)
+        y *= hann
+        power = np.abs(np.fft.rfft(y, _NFFT, axis=1)[:, self.bins]) ** 2
+        out: list[tuple[FloatArray, FloatArray] | None] = []
+        for p, fit in zip(power, fitted):
+            peak = float(p.max())
+            if not (math.isfinite(peak) and peak > 0.0):
+                out.append(None)
+                continue
+            raw = p / float(p.sum())
+            if fit:
+                log_p = np.log(p / peak + 1e-12)
+                slope = float(np.dot(self._log_centered, log_p)) / self._log_ss
+                intercept = float(log_p.sum()) / log_p.size - slope * self._log_mean
+                p = p / np.exp(intercept + slope * self.log_brpm)
+            else:
+                p = p * self.brpm
+            total = float(p.sum())
+            if not (math.isfinite(total) and total > 0.0):
+                out.append(None)
+                continue
+            out.append((p / total, raw))
+        return out
 
-    def _hann(self, n: int) -> FloatArray:
-        """Hann taper of ``n`` points (cached: window lengths repeat from hop to hop)."""
-        w = self._tapers.get(n)
-        if w is None:
-            w = np.hanning(n)
-            if len(self._tapers) < 256:
-                self._tapers[n] = w
-        return w
+    def _plan(self, n: int) -> tuple[FloatArray, float, FloatArray]:
+        """Centred sample index, its sum of squares and the Hann taper for ``n`` points.
+
+        Cached: window lengths repeat from hop to hop.
+        """
+        plan = self._plans.get(n)
+        if plan is None:
+            t = np.arange(n, dtype=np.float64)
+            t -= t.mean()
+            plan = (t, float(np.dot(t, t)), np.hanning(n))
+            if len(self._plans) < 256:
+                self._plans[n] = plan
+        return plan
 
     def peak(self, p: FloatArray) -> float:
         """Rate at the maximum of ``p`` (parabolic interpolation), breaths/min."""
-        i = int(np.argmax(p))
+        i = int(p.argmax())
         if 0 < i < self.n - 1:
-            a, b, c = p[i - 1], p[i], p[i + 1]
+            a, b, c = float(p[i - 1]), float(p[i]), float(p[i + 1])
             den = a - 2.0 * b + c
             off = 0.5 * (a - c) / den if den < 0 else 0.0
-            return float(self.brpm[i] + np.clip(off, -0.5, 0.5) * _GRID_STEP_BRPM)
-        return float(self.brpm[i])
+            return self._brpm[i] + min(0.5, max(-0.5, off)) * _GRID_STEP_BRPM
+        return self._brpm[i]
 
     def local_peak(self, p: FloatArray, rate: float, half_width: float) -> float | None:
         """Local maximum of ``p`` within ``half_width`` of ``rate``, or None.
 
         A maximum on the edge of that neighbourhood is no local peak (None).
         """
-        i0 = max(0, int(round((rate - half_width - self.brpm[0]) / _GRID_STEP_BRPM)))
-        i1 = min(self.n, int(round((rate + half_width - self.brpm[0]) / _GRID_STEP_BRPM)) + 1)
+        i0 = max(0, int(round((rate - half_width - self._brpm[0]) / _GRID_STEP_BRPM)))
+        i1 = min(self.n, int(round((rate + half_width - self._brpm[0]) / _GRID_STEP_BRPM)) + 1)
         if i1 - i0 < 3:
             return None
-        i = i0 + int(np.argmax(p[i0:i1]))
+        i = i0 + int(p[i0:i1].argmax())
         if i <= i0 or i >= i1 - 1:
             return None
-        a, b, c = p[i - 1], p[i], p[i + 1]
+        a, b, c = float(p[i - 1]), float(p[i]), float(p[i + 1])
         den = a - 2.0 * b + c
         off = 0.5 * (a - c) / den if den < 0 else 0.0
-        return float(self.brpm[i] + np.clip(off, -0.5, 0.5) * _GRID_STEP_BRPM)
+        return self._brpm[i] + min(0.5, max(-0.5, off)) * _GRID_STEP_BRPM
 
     def concentration(self, p: FloatArray) -> float:
         """Share of ``p`` within 1.5 breaths/min of its maximum, rescaled so flat gives 0."""
-        i = int(np.argmax(p))
-        h = int(round(_CONC_HALF_WIDTH_BRPM / _GRID_STEP_BRPM))
+        i = int(p.argmax())
+        h = self._conc_half
         c = float(p[max(0, i - h) : i + h + 1].sum() / p.sum())
         return max(0.0, (c - self.flat_conc) / (1.0 - self.flat_conc))
 
@@ -340,6 +352,7 @@ class _Tracker:
         self._grid = grid
         self._cfg = cfg
         self._kernels: dict[float, FloatArray] = {}
+        self._hint_weight: tuple[float, FloatArray] | None = None  # (hint, read-out weights)
         self.reset()
 
     def reset(self) -> None:
@@ -408,8 +421,10 @@ class _Tracker:
         post = self.post
         quality = grid.concentration(post) * self.last_quality
         if hint is not None and cfg.hint_gain > 0:
-            near = np.exp(-0.5 * ((grid.brpm - hint) / cfg.hint_width_brpm) ** 2)
-            post = post * (1.0 + cfg.hint_gain * near)
+            if self._hint_weight is None or self._hint_weight[0] != hint:  # the pace changes rarely
+                near = np.exp(-0.5 * ((grid.brpm - hint) / cfg.hint_width_brpm) ** 2)
+                self._hint_weight = (hint, 1.0 + cfg.hint_gain * near)
+            post = post * self._hint_weight[1]
         i = int(np.argmax(post))
         # centroid over a symmetric neighbourhood (narrower at the grid edges: no edge bias)
         h = min(int(round(1.0 / _GRID_STEP_BRPM)), i, grid.n - 1 - i)
@@ -436,7 +451,7 @@ class _Tracker:
         peaks = [grid.local_peak(p, rate, _CONC_HALF_WIDTH_BRPM) for p in self._shapes]
         if peaks[0] is None or peaks[1] is None:
             return 0.0
-        return float(np.clip(peaks[1] - peaks[0], -_MAX_SHIFT_BRPM, _MAX_SHIFT_BRPM))
+        return min(_MAX_SHIFT_BRPM, max(-_MAX_SHIFT_BRPM, peaks[1] - peaks[0]))
 
     def rate(self) -> float | None:
         """Current maximum-posterior rate (no hint), or None."""
@@ -450,8 +465,11 @@ def _shapes(*evidence: _Evidence) -> tuple[FloatArray, FloatArray] | None:
     use = [e for e in evidence if e.spectrum is not None and e.raw is not None and e.quality > 0.0]
     if not use:
         return None
-    comp = np.sum([e.quality * e.spectrum for e in use if e.spectrum is not None], axis=0)
-    raw = np.sum([e.quality * e.raw for e in use if e.raw is not None], axis=0)
+    comp = use[0].quality * use[0].spectrum
+    raw = use[0].quality * use[0].raw
+    for e in use[1:]:  # in order, as np.sum over axis 0 adds them
+        comp = comp + e.quality * e.spectrum
+        raw = raw + e.quality * e.raw
     return np.asarray(comp, dtype=np.float64), np.asarray(raw, dtype=np.float64)
 
 
@@ -473,25 +491,58 @@ class _ZeroPhase:
     """Forward-backward filtering of one window (as scipy's sosfiltfilt, odd padding).
 
     Only the window's own samples are used, so the result stays causal with respect to the
-    window end; the initial conditions are precomputed once.
+    window end; the initial conditions are precomputed once.  Both passes run the compiled
+    kernel behind :func:`scipy.signal.sosfilt` (bit-identical, without its argument handling).
     """
 
     def __init__(self, sos: FloatArray) -> None:
-        self._sos = sos
-        self._zi = sosfilt_zi(sos)  # (n_sections, 2)
+        self._sos = np.array(sos, dtype=np.float64, order="C")
+        self._zi = np.ascontiguousarray(sosfilt_zi(self._sos)[np.newaxis])  # (1, n_sections, 2)
         self._pad = 3 * (2 * sos.shape[0] + 1)
 
     def apply(self, x: FloatArray) -> FloatArray:
         pad = min(self._pad, x.size - 1)
         ext = np.concatenate([2 * x[0] - x[pad:0:-1], x, 2 * x[-1] - x[-2 : -pad - 2 : -1]])
-        y, _ = sosfilt(self._sos, ext, zi=self._zi * ext[0])
-        y = y[::-1]
-        y, _ = sosfilt(self._sos, y, zi=self._zi * y[0])
-        return np.asarray(y[::-1][pad : pad + x.size], dtype=np.float64)
+        y = _sosfilt_inplace(self._sos, ext[np.newaxis], self._zi * ext[0])
+        y = np.ascontiguousarray(y[:, ::-1])
+        y = _sosfilt_inplace(self._sos, y, self._zi * y[0, 0])
+        return np.asarray(y[0, ::-1][pad : pad + x.size], dtype=np.float64)
+
+
+def _median(x: FloatArray) -> float:
+    """``np.median`` of a 1-D array, bit for bit, without its overhead (hot path)."""
+    n = x.size
+    if n == 0 or not math.isfinite(float(x.sum())):
+        return float(np.median(x))  # empty or non-finite: numpy's own rules (NaN)
+    h = n // 2
+    if n % 2:
+        return float(np.partition(x, h)[h])
+    part = np.partition(x, (h - 1, h))
+    return (float(part[h - 1]) + float(part[h])) / 2.0  # numpy: mean of the two middle values
+
+
+def _percentiles(x: FloatArray, qs: tuple[float, ...]) -> list[float]:
+    """``np.percentile(x, qs)`` (linear method) of a finite 1-D array, bit for bit, faster."""
+    n = x.size
+    if n == 0 or not math.isfinite(float(x.sum())):
+        return [float(v) for v in np.percentile(x, qs)]
+    pos = [(n - 1) * (q / 100.0) for q in qs]
+    lo = [min(int(math.floor(v)), n - 1) for v in pos]
+    kth = sorted({k for i in lo for k in (i, min(i + 1, n - 1))})
+    part = np.partition(x, kth)
+    out = []
+    for v, i in zip(pos, lo):
+        a, b = float(part[i]), float(part[min(i + 1, n - 1)])
+        g = v - i
+        d = b - a  # numpy's _lerp: from the nearer end
+        out.append(b - d * (1.0 - g) if g >= 0.5 else a + d * g)
+    return out
 
 
 def _contiguous_tail(times: FloatArray, sfreq: float) -> int:
     """Index of the first sample after the last gap (> 1.5 sample periods) in ``times``."""
+    if times.size > 1 and float((times[1:] - times[:-1]).max()) <= 1.5 / sfreq:  # no gap (NaN: slow path)
+        return 0
     finite = np.isfinite(times)
     if not finite.all():
         start = int(np.flatnonzero(~finite)[-1]) + 1
@@ -521,6 +572,16 @@ def _fill_invalid(x: FloatArray, bad: BoolArray) -> FloatArray:
 
 def _clipped(raw: FloatArray, min_count: int) -> BoolArray:
     """Samples sitting on the window's extreme values when those repeat (saturated sensor)."""
+    hi, lo = float(raw.max()), float(raw.min())
+    if math.isfinite(hi) and math.isfinite(lo):  # every sample finite (NaN and inf propagate)
+        if hi == lo:
+            return np.ones(raw.shape, dtype=bool)
+        out = np.zeros(raw.shape, dtype=bool)
+        for v in (hi, lo):
+            m = raw == v
+            if int(np.count_nonzero(m)) >= min_count:
+                out |= m
+        return out
     fin = np.isfinite(raw)
     out = np.zeros(raw.shape, dtype=bool)
     if not fin.any():
@@ -543,8 +604,8 @@ def _resample(t: FloatArray, v: FloatArray, grid_t: FloatArray) -> FloatArray:
 
 
 def _robust_outliers(v: FloatArray, k: float) -> BoolArray:
-    med = float(np.median(v))
-    mad = 1.4826 * float(np.median(np.abs(v - med)))
+    med = _median(v)
+    mad = 1.4826 * _median(np.abs(v - med))
     if mad <= 0.0:
         return np.zeros(v.shape, dtype=bool)
     return np.asarray(np.abs(v - med) > k * mad)
@@ -570,27 +631,41 @@ class _PpgAnalyzer:
         min_n = int(0.75 * cfg.min_window_s * self.sfreq)
         if times.size - start < min_n:
             return _Evidence(t_end, None, 0.0)
-        filt, raw, valid, times = filt[start:], raw[start:], valid[start:], times[start:]
-        bad_raw = (valid < 0.5) | _clipped(raw, max(3, int(0.05 * self.sfreq)))
-        # decimate, aligned so that the last working sample is the window end
+        if start:
+            filt, raw, valid, times = filt[start:], raw[start:], valid[start:], times[start:]
         d = self.decim
+        # decimate, aligned so that the last working sample is the window end
         sl = slice((filt.size - 1) % d, None, d)
         x, tw = filt[sl], times[sl]
-        bad = np.asarray(maximum_filter1d(bad_raw.astype(np.uint8), size=d)[sl] > 0)
-        bad = _dilate(bad, int(round(0.5 * fw)))
-        good_frac = 1.0 - float(bad.mean())
-        if good_frac < 0.5:
-            return _Evidence(t_end, None, 0.0, {"good": good_frac})
-        xf = _fill_invalid(x, bad)
-        if float(np.ptp(xf[~bad])) <= 0.0:
-            return _Evidence(t_end, None, 0.0, {"good": good_frac})
-        c = self._card.apply(xf - xf.mean())
-        lo_q, hi_q = np.percentile(c[~bad], [5.0, 95.0])
+        bad_raw = _clipped(raw, max(3, int(0.05 * self.sfreq)))
+        if float(valid.min()) < 0.5:
+            bad_raw |= valid < 0.5
+        # the common case, a clean window, skips the masking (same numbers: nothing is masked)
+        clean = not bad_raw.any()
+        if clean:
+            bad = np.zeros(x.size, dtype=bool)
+            good_frac = 1.0
+            xf = x
+            if float(xf.max()) - float(xf.min()) <= 0.0:
+                return _Evidence(t_end, None, 0.0, {"good": good_frac})
+        else:
+            bad = np.asarray(maximum_filter1d(bad_raw.astype(np.uint8), size=d)[sl] > 0)
+            bad = _dilate(bad, int(round(0.5 * fw)))
+            good_frac = 1.0 - float(bad.mean())
+            if good_frac < 0.5:
+                return _Evidence(t_end, None, 0.0, {"good": good_frac})
+            xf = _fill_invalid(x, bad)
+            if float(np.ptp(xf[~bad])) <= 0.0:
+                return _Evidence(t_end, None, 0.0, {"good": good_frac})
+        xc = xf - float(xf.sum()) / xf.size
+        c = self._card.apply(xc)
+        lo_q, hi_q = _percentiles(c if clean else c[~bad], (5.0, 95.0))
         amp = float(hi_q - lo_q)
         if not amp > 0.0:
             return _Evidence(t_end, None, 0.0, {"good": good_frac})
         pk, _ = find_peaks(c, distance=max(1, int(_MIN_IBI_S * fw)), prominence=0.3 * amp)
-        pk = pk[~bad[pk]]
+        if not clean:
+            pk = pk[~bad[pk]]
         if pk.size < 4:
             return _Evidence(t_end, None, 0.0, {"good": good_frac})
         # per beat: foot = minimum since the previous peak, peak = local maximum of x
@@ -599,25 +674,28 @@ class _PpgAnalyzer:
         tops = maximum_filter1d(x, size=2 * half + 1)[pk[1:]]
         pk_t = float(tw[0]) + self._refine(c, pk)  # session times of the peaks
         t_b = pk_t[1:]
-        ibi = np.diff(pk_t)
+        ibi = pk_t[1:] - pk_t[:-1]
         am = tops - feet
         bw = 0.5 * (tops + feet)
         # clean beats: plausible interval, no bad sample in between, no amplitude/baseline outlier
-        seg_bad = np.maximum.reduceat(bad.astype(np.uint8), pk[:-1]) > 0
-        ok = (ibi >= _MIN_IBI_S) & (ibi <= _MAX_IBI_S) & ~seg_bad & (am > 0)
-        if ok.sum() >= 4:
-            med_ibi = float(np.median(ibi[ok]))
+        ok = (ibi >= _MIN_IBI_S) & (ibi <= _MAX_IBI_S) & (am > 0)
+        if not clean:
+            ok &= ~(np.maximum.reduceat(bad.astype(np.uint8), pk[:-1]) > 0)
+        n_ok = int(np.count_nonzero(ok))
+        if n_ok >= 4:
+            med_ibi = _median(ibi[ok])
             ok &= np.abs(ibi - med_ibi) <= 0.4 * med_ibi
-        if ok.sum() >= 4:
+            n_ok = int(np.count_nonzero(ok))
+        if n_ok >= 4:
             idx = np.flatnonzero(ok)
             ok[idx[_robust_outliers(np.log(am[idx]), 4.0)]] = False
-            med_amp = float(np.median(am[ok]))
+            med_amp = _median(am[ok])
             dbw = np.abs(np.diff(bw, prepend=bw[0]))
             ok &= dbw <= med_amp  # a baseline step larger than a pulse: motion, not breathing
         n_ok = int(ok.sum())
         if n_ok < 4:
             return _Evidence(t_end, None, 0.0, {"good": good_frac})
-        med_ibi = float(np.median(ibi[ok]))
+        med_ibi = _median(ibi[ok])
         hr_bpm = 60.0 / med_ibi
         span = float(tw[-1] - tw[0]) + 1.0 / fw
         expected = max(1.0, good_frac * span / med_ibi)
@@ -632,15 +710,25 @@ class _PpgAnalyzer:
         raws: list[FloatArray] = []
         details = {"good": good_frac, "beats": beat_frac, "hr_bpm": hr_bpm}
         min_len = int(0.5 * cfg.min_window_s * _SERIES_SFREQ)
+        # the series: the baseline on the whole grid, the beat series inside the beats' span
+        # (one length: their spectra come from one FFT)
+        pairs: dict[str, tuple[FloatArray, FloatArray] | None] = {}
+        if "riiv" in cfg.modulations:
+            s_riiv = np.interp(grid_t, tw, self._base.apply(xc))
+            if s_riiv.size >= min_len:
+                pairs["riiv"] = grid.spectra(s_riiv[np.newaxis], (False,))[0]
+        beat_names = [m for m in cfg.modulations if m != "riiv"]
+        if beat_names:
+            tb = t_b[ok]
+            gi = grid_t[(grid_t >= tb[0]) & (grid_t <= tb[-1])]
+            if gi.size >= min_len:
+                stack = np.empty((len(beat_names), gi.size))
+                for row, m in zip(stack, beat_names):
+                    row[:] = np.interp(gi, tb, series[m][ok])
+                fits = tuple(m in _FITTED_BACKGROUND for m in beat_names)
+                pairs.update(zip(beat_names, grid.spectra(stack, fits)))
         for name in cfg.modulations:
-            if name == "riiv":
-                base = self._base.apply(xf - xf.mean())
-                s = np.interp(grid_t, tw, base)
-            else:
-                s = _resample(t_b[ok], series[name][ok], grid_t)
-            if s.size < min_len:
-                continue
-            pair = grid.spectrum(s, fit_background=name in _FITTED_BACKGROUND)
+            pair = pairs.get(name)
             if pair is None:
                 continue
             p, raw_p = pair
@@ -710,11 +798,13 @@ class _AccelAnalyzer:
             return _Evidence(t_end, None, 0.0, {"good": good_frac})
         p_sum = np.zeros(grid.n)
         raw_sum = np.zeros(grid.n)
-        for row in xs:
-            pair = grid.spectrum(_fill_invalid(row, bad))
+        filled = np.vstack([_fill_invalid(row, bad) for row in xs])
+        kept = xs if good_frac == 1.0 else xs[:, ~bad]
+        for row, pair in zip(kept, grid.spectra(filled, (False,) * len(xs))):
             if pair is None:
                 continue
-            w = float(np.var(row[~bad]))  # axes weighted by their variance
+            dev = row - float(row.sum()) / row.size
+            w = float((dev * dev).sum()) / row.size  # variance: axes weighted by it
             p_sum += pair[0] * w
             raw_sum += pair[1] * w
         tot = float(p_sum.sum())
@@ -778,17 +868,19 @@ class _StreamPath:
 
     def push(self, chunk: Chunk, hint: float | None) -> list[tuple[_Evidence, float, float]]:
         """Feed a chunk; return (evidence, rate, quality) for every hop it completes."""
-        if self.kind == SignalKind.PPG:
-            raw = chunk.data[self.channel : self.channel + 1]
-        else:
-            raw = chunk.data
-        finite = np.all(np.isfinite(raw), axis=0)
+        ppg = self.kind == SignalKind.PPG
+        raw = chunk.data[self.channel : self.channel + 1] if ppg else chunk.data
+        k = raw.shape[0]
+        # buffer rows: filtered channel(s), the raw PPG (clipping check), valid flag (finite)
+        stacked = np.empty((self._n_buf, raw.shape[1]))
         with np.errstate(over="ignore", invalid="ignore"):  # absurd samples: bad data, no warning
-            filt = self._filter.process(raw)
-        if self.kind == SignalKind.PPG:
-            stacked = np.vstack([filt, raw, finite[np.newaxis].astype(np.float64)])
+            stacked[:k] = self._filter.process(raw)
+        if ppg:
+            stacked[1] = raw[0]
+        if math.isfinite(float(raw.sum())):  # NaN and inf propagate: every sample finite
+            stacked[-1] = 1.0
         else:
-            stacked = np.vstack([filt, finite[np.newaxis].astype(np.float64)])
+            stacked[-1] = np.all(np.isfinite(raw), axis=0)
         out: list[tuple[_Evidence, float, float]] = []
         hop_n, n, start = self._windows.hop_n, stacked.shape[1], 0
         while start < n:
