@@ -771,6 +771,16 @@ class _AccelAnalyzer:
         self.sfreq = sfreq
         self._grid = grid
         self._cfg = cfg
+        self._grids: dict[int, FloatArray] = {}
+
+    def _grid_rel(self, n: int) -> FloatArray:
+        """Times of an ``n``-point 4 Hz grid ending at 0 (cached: lengths repeat)."""
+        g = self._grids.get(n)
+        if g is None:
+            g = -np.arange(n - 1, -1, -1) / _SERIES_SFREQ
+            if len(self._grids) < 256:
+                self._grids[n] = g
+        return g
 
     def analyze(self, filt: FloatArray, valid: FloatArray, times: FloatArray) -> _Evidence:
         cfg, grid = self._cfg, self._grid
@@ -779,27 +789,37 @@ class _AccelAnalyzer:
         min_n = int(0.75 * cfg.min_window_s * self.sfreq)
         if times.size - start < min_n:
             return _Evidence(t_end, None, 0.0)
-        filt, valid, times = filt[:, start:], valid[start:], times[start:]
+        if start:
+            filt, valid, times = filt[:, start:], valid[start:], times[start:]
         span = float(times[-1] - times[0])
         n_grid = int(math.floor(span * _SERIES_SFREQ)) + 1
-        grid_t = t_end - np.arange(n_grid - 1, -1, -1) / _SERIES_SFREQ
-        ok = valid > 0.5
-        if ok.mean() < 0.5:
-            return _Evidence(t_end, None, 0.0, {"good": float(ok.mean())})
+        grid_rel = self._grid_rel(n_grid)  # 4 Hz grid ending at the window end, relative to it
         rel_t = times - t_end
-        xs = np.vstack([np.interp(grid_t - t_end, rel_t, row) for row in filt])
-        bad = np.interp(grid_t - t_end, rel_t, (~ok).astype(np.float64)) > 0.0
+        xs = np.empty((filt.shape[0], n_grid))
+        for out, row in zip(xs, filt):
+            out[:] = np.interp(grid_rel, rel_t, row)
+        if float(valid.min()) > 0.5:  # every sample valid (the common case)
+            bad = np.zeros(n_grid, dtype=bool)
+        else:
+            ok = valid > 0.5
+            if ok.mean() < 0.5:
+                return _Evidence(t_end, None, 0.0, {"good": float(ok.mean())})
+            bad = np.interp(grid_rel, rel_t, (~ok).astype(np.float64)) > 0.0
         # gross head motion: the low-passed orientation changes faster than breathing can tilt it
-        slope = np.sqrt(np.sum(np.diff(xs, axis=1) ** 2, axis=0)) * _SERIES_SFREQ
+        step = xs[:, 1:] - xs[:, :-1]
+        slope = np.sqrt(np.sum(step * step, axis=0)) * _SERIES_SFREQ
         bad[1:] |= slope > _MOTION_G_PER_S
         bad = _dilate(bad, int(round(1.0 * _SERIES_SFREQ)))
-        good_frac = 1.0 - float(bad.mean())
+        good_frac = 1.0 - float(np.count_nonzero(bad)) / bad.size
         if good_frac < 0.5:
             return _Evidence(t_end, None, 0.0, {"good": good_frac})
         p_sum = np.zeros(grid.n)
         raw_sum = np.zeros(grid.n)
-        filled = np.vstack([_fill_invalid(row, bad) for row in xs])
-        kept = xs if good_frac == 1.0 else xs[:, ~bad]
+        if good_frac == 1.0:
+            filled = kept = xs
+        else:
+            filled = np.vstack([_fill_invalid(row, bad) for row in xs])
+            kept = xs[:, ~bad]
         for row, pair in zip(kept, grid.spectra(filled, (False,) * len(xs))):
             if pair is None:
                 continue
