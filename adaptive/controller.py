@@ -565,7 +565,7 @@ class PacingSummary:
     calibration: CalibrationResult | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built at every step, and a frozen __init__ is slower
 class _Inputs:
     """Everything ``_next_state`` looks at, derived from the estimates at one step."""
 
@@ -619,7 +619,19 @@ class PacingController:
             raise TypeError(
                 f"Invalid value for 'config': expected a PacingConfig, got {type(config).__name__}."
             )
-        self._cfg = config if config is not None else PacingConfig()
+        self._cfg = cfg = config if config is not None else PacingConfig()
+        # metric lists that depend only on the (frozen) config, computed once
+        self._signals_calibrating = tuple(m for m in cfg.signal_metrics if m is not Metric.AROUSAL)
+        self._required_metrics = cfg.required_metrics
+        # what _ingest records, in order (duplicates dropped: a repeat could change nothing)
+        self._ingest_metrics = tuple(dict.fromkeys((
+            *cfg.signal_metrics, Metric.HR_BPM, Metric.AROUSAL, Metric.RMSSD_MS,
+            Metric.EEG_RELAXATION, Metric.HRV_COHERENCE, Metric.HR_OSC_BPM,
+        )))  # fmt: skip
+        # every metric whose usability a step looks at
+        self._watched = tuple(dict.fromkeys(
+            (*self._ingest_metrics, *self._required_metrics, Metric.RESP_RATE_BRPM)
+        ))  # fmt: skip
         self.reset()
 
     # ------------------------------------------------------------------ public API
@@ -673,6 +685,10 @@ class PacingController:
         self._seen_t: dict[Metric, float] = {}  # last time of a used estimate per metric
         self._usable_once: set[Metric] = set()
         self._arousal_hist: deque[tuple[float, float]] = deque()
+        # the same window's running minimum: increasing values, front = min(_arousal_hist)
+        self._arousal_min: deque[tuple[float, float]] = deque()
+        # per metric, the last estimate judged and its problem apart from age (see _usable)
+        self._judged: dict[Metric, tuple[Estimate, str]] = {}
         self._osc_hist: deque[tuple[float, float]] = deque()
         self._pace_hist: deque[tuple[float, float]] = deque()  # decreasing paces: front = window max
         self._following = BreathFollowingEstimator(cfg.following)
@@ -776,8 +792,11 @@ class PacingController:
         self._time_in[self._state] += dt
         events: list[str] = []
 
-        self._ingest(latest, now, dt)
-        inp = self._inputs(latest, now)
+        # usability of every watched metric, judged once per step (it depends only on
+        # `latest` and `now`); _ingest and _inputs read this table
+        usable = self._usable_table(latest, now)
+        self._ingest(usable, now, dt)
+        inp = self._inputs(usable, now)
         self._update_timers(inp, now)
         new_state, reason = self._next_state(inp)
         if not reason:  # every state and transition has a reason
@@ -847,41 +866,91 @@ class PacingController:
         est = latest.get(metric)
         if est is None:
             return None, f"{metric} missing"
-        level = est.quality
-        if metric in _QUALITY_METRICS:
-            level = min(level, est.value) if math.isfinite(est.value) else 0.0
-        if not math.isfinite(est.value):
-            return None, f"{metric} NaN"
-        if level < cfg.min_quality:
-            return None, f"{metric} quality {level:.2f} < {cfg.min_quality:.2f}"
+        # An estimate is usually seen at many steps: its value and quality verdict (frozen
+        # fields) is cached, only the age is checked again.
+        judged = self._judged.get(metric)
+        if judged is not None and judged[0] is est:
+            if judged[1]:
+                return None, judged[1]
+            age = now - est.time
+            if age > cfg.max_age_s:
+                return None, f"{metric} stale {age:.1f} s > {cfg.max_age_s:g} s"
+            return est, ""
+        problem = self._judge(metric, est)
+        self._judged[metric] = (est, problem)
+        if problem:
+            return None, problem
         age = now - est.time
         if age > cfg.max_age_s:
             return None, f"{metric} stale {age:.1f} s > {cfg.max_age_s:g} s"
         return est, ""
 
-    def _ingest(self, latest: Mapping[Metric, Estimate], now: float, dt: float) -> None:
+    def _usable_table(
+        self, latest: Mapping[Metric, Estimate], now: float
+    ) -> dict[Metric, tuple[Estimate | None, str]]:
+        """:meth:`_usable` of every watched metric (the same verdicts, inlined for speed)."""
+        judged = self._judged
+        max_age = self._cfg.max_age_s
+        out: dict[Metric, tuple[Estimate | None, str]] = {}
+        for m in self._watched:
+            est = latest.get(m)
+            if est is None:
+                out[m] = (None, f"{m} missing")
+                continue
+            j = judged.get(m)
+            if j is None or j[0] is not est:
+                j = judged[m] = (est, self._judge(m, est))
+            if j[1]:
+                out[m] = (None, j[1])
+            elif now - est.time > max_age:
+                out[m] = (None, f"{m} stale {now - est.time:.1f} s > {max_age:g} s")
+            else:
+                out[m] = (est, "")
+        return out
+
+    def _judge(self, metric: Metric, est: Estimate) -> str:
+        """The problem of ``est`` apart from its age ("" if none)."""
+        cfg = self._cfg
+        level = est.quality
+        if metric in _QUALITY_METRICS:
+            level = min(level, est.value) if math.isfinite(est.value) else 0.0
+        if not math.isfinite(est.value):
+            return f"{metric} NaN"
+        if level < cfg.min_quality:
+            return f"{metric} quality {level:.2f} < {cfg.min_quality:.2f}"
+        return ""
+
+    def _ingest(self, usable: Mapping[Metric, tuple[Estimate | None, str]], now: float, dt: float) -> None:
         """Record new usable estimates (once each) for calibration, surge and tuning."""
         cfg = self._cfg
         signals_ok = True
-        for m in (*cfg.signal_metrics, Metric.HR_BPM, Metric.AROUSAL, Metric.RMSSD_MS,
-                  Metric.EEG_RELAXATION, Metric.HRV_COHERENCE, Metric.HR_OSC_BPM):
-            est, _ = self._usable(latest, m, now)
+        required = self._required_signals()
+        calibrating = self._state is _S.CALIBRATING
+        seen_t = self._seen_t
+        for m in self._ingest_metrics:
+            est = usable[m][0]
             if est is None:
-                if m in self._required_signals():
+                if m in required:
                     signals_ok = False
                 continue
             self._usable_once.add(m)
-            if est.time <= self._seen_t.get(m, -math.inf):
+            if est.time <= seen_t.get(m, -math.inf):
                 continue
-            self._seen_t[m] = est.time
-            if self._state is _S.CALIBRATING:
+            seen_t[m] = est.time
+            if calibrating:
                 self._calib.setdefault(m, []).append(est.value)
             if m is Metric.AROUSAL:
                 self._arousal_hist.append((est.time, est.value))
+                lows = self._arousal_min
+                while lows and lows[-1][1] >= est.value:
+                    lows.pop()
+                lows.append((est.time, est.value))
             elif m is Metric.HR_OSC_BPM:
                 self._osc_hist.append((est.time, est.value))
         while self._arousal_hist and self._arousal_hist[0][0] < now - cfg.surge_window_s:
             self._arousal_hist.popleft()
+        while self._arousal_min and self._arousal_min[0][0] < now - cfg.surge_window_s:
+            self._arousal_min.popleft()
         while self._osc_hist and self._osc_hist[0][0] < now - cfg.tune_dwell_s:
             self._osc_hist.popleft()
         if self._state is _S.CALIBRATING and signals_ok and self._prev_signals_ok:
@@ -892,24 +961,24 @@ class PacingController:
         """Signal metrics needed now: arousal is relative to a baseline that is measured during
         calibration, so calibrating does not wait for it."""
         if self._state is _S.CALIBRATING:
-            return tuple(m for m in self._cfg.signal_metrics if m is not Metric.AROUSAL)
+            return self._signals_calibrating
         return self._cfg.signal_metrics
 
-    def _inputs(self, latest: Mapping[Metric, Estimate], now: float) -> _Inputs:
+    def _inputs(self, usable: Mapping[Metric, tuple[Estimate | None, str]], now: float) -> _Inputs:
         cfg = self._cfg
         required = self._required_signals()
-        problems = [p for m in required if (p := self._usable(latest, m, now)[1])]
+        problems = [p for m in required if (p := usable[m][1])]
         warming_up = any(m not in self._usable_once for m in required)
         # alerts
         causes: list[tuple[str, str]] = []
-        hr, hr_problem = self._usable(latest, Metric.HR_BPM, now)
-        ar, ar_problem = self._usable(latest, Metric.AROUSAL, now)
+        hr, hr_problem = usable[Metric.HR_BPM]
+        ar, ar_problem = usable[Metric.AROUSAL]
         if hr is not None and hr.value > cfg.hr_high_bpm:
             causes.append(("hr_high", f"hr_high {hr.value:.0f} bpm"))
         if hr is not None and hr.value < cfg.hr_low_bpm:
             causes.append(("hr_low", f"hr_low {hr.value:.0f} bpm"))
         if ar is not None and self._arousal_hist:
-            rise = ar.value - min(v for _, v in self._arousal_hist)
+            rise = ar.value - self._arousal_min[0][1]  # min over the surge window
             if rise >= cfg.surge_rise:
                 causes.append(("arousal_surge", f"arousal_surge +{rise:.1f} in {cfg.surge_window_s:g} s"))
         # recovery from an alert needs the alert inputs that are signal metrics (default both)
@@ -923,8 +992,8 @@ class PacingController:
         # calm criteria
         calm: list[str] = []
         quality_problem = False
-        for m in cfg.required_metrics:
-            _, p = self._usable(latest, m, now)
+        for m in self._required_metrics:
+            p = usable[m][1]
             if p:
                 calm.append(p)
                 quality_problem = True
@@ -939,7 +1008,7 @@ class PacingController:
             if ar.value > limit:
                 calm.append(f"arousal {ar.value:.2f} > {limit:.2f}")
         if cfg.use_eeg:
-            rel, _ = self._usable(latest, Metric.EEG_RELAXATION, now)
+            rel = usable[Metric.EEG_RELAXATION][0]
             if rel is not None:
                 base = self._calibration.eeg_relaxation if self._calibration is not None else math.nan
                 need = cfg.relaxation_abs
@@ -964,7 +1033,7 @@ class PacingController:
             calm_quality_problem=quality_problem,
             follow_ok=follow_ok,
             follow_text=follow_text,
-            resp_rate=resp.value if (resp := self._usable(latest, Metric.RESP_RATE_BRPM, now)[0]) else math.nan,
+            resp_rate=resp.value if (resp := usable[Metric.RESP_RATE_BRPM][0]) else math.nan,
         )
 
     def _following_status(self) -> tuple[bool, str]:

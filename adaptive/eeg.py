@@ -66,7 +66,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import IntFlag
 from functools import lru_cache
@@ -77,7 +77,6 @@ from scipy.signal.windows import dpss
 from ._checks import check_chunk
 from .errors import ConfigError
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
-from .windows import FixedHopWindows
 
 __all__ = [
     "BANDS",
@@ -573,6 +572,53 @@ def _plan(n: int, sfreq: float, cfg: EegConfig) -> _Plan:
     return _Plan(n=n, tapers=tapers, masks2=masks2, proj=proj, basis=basis, block_t=block_t)
 
 
+class _HopFeed:
+    """Fixed-hop windows of one stream, placed exactly as :class:`~adaptive.windows.FixedHopWindows`.
+
+    A window of ``window_n`` samples ends at every sample whose 1-based index is a multiple of
+    ``hop_n``, once ``window_n`` samples have arrived. Specialised for the EEG estimator: the
+    samples go into one linear buffer (shifted back only when it is full), a chunk that
+    completes no window costs one slice copy, and windows are handed out as *views*, valid
+    until the next :meth:`push` (:func:`_features` copies what it changes).
+
+    Parameters
+    ----------
+    n_channels, window_n, hop_n : int
+        Rows, window length and hop in samples.
+    """
+
+    def __init__(self, n_channels: int, window_n: int, hop_n: int) -> None:
+        self.window_n = window_n
+        self.hop_n = hop_n
+        self._size = 2 * window_n + 8 * hop_n  # a shift (copy of one window) every 8+ hops
+        self._buf = np.empty((n_channels, self._size))
+        self._pos = 0  # next write index
+        self._n_total = 0  # samples pushed
+        self._to_boundary = hop_n  # samples until the next hop boundary
+
+    def push(self, data: FloatArray, times: FloatArray) -> Iterator[tuple[FloatArray, float]]:
+        """Add samples; yield ``(window view, time of its last sample)`` for each window completed."""
+        n = data.shape[1]
+        start = 0
+        while start < n:
+            k = min(n - start, self._to_boundary)
+            pos = self._pos
+            if pos + k > self._size:  # keep the last window's samples, drop the rest
+                keep = min(pos, self.window_n)
+                self._buf[:, :keep] = self._buf[:, pos - keep : pos]
+                pos = keep
+            self._buf[:, pos : pos + k] = data[:, start : start + k]
+            pos += k
+            self._pos = pos
+            self._n_total += k
+            start += k
+            self._to_boundary -= k
+            if self._to_boundary == 0:
+                self._to_boundary = self.hop_n
+                if self._n_total >= self.window_n:
+                    yield self._buf[:, pos - self.window_n : pos], float(times[start - 1])
+
+
 class _Workspace:
     """Preallocated buffers for one (n_channels, plan): no large temporaries per window."""
 
@@ -694,7 +740,7 @@ def _features(
     the absolute mapping of this window alone.
     """
     rows = list(roles.analysed)
-    x = x_all[rows] if len(rows) != x_all.shape[0] else np.array(x_all, dtype=np.float64)
+    x = x_all[rows] if len(rows) != x_all.shape[0] else x_all  # never written to below
     n_ch, n = x.shape
     plan = _plan(n, sfreq, cfg)
     if work is None or work.shape != (n_ch, plan.tapers.shape[0], n):
@@ -714,9 +760,11 @@ def _features(
     else:  # no sample near a rail (the usual case): two whole-window reductions decide it
         railed = [False] * n_ch
 
-    # --- one product gives mean, slope and 0.1 s block means; then remove the line
+    # --- one product gives mean, slope and 0.1 s block means; then remove the line (into a
+    # new array: x may be the caller's buffer). Keep this exact arithmetic: a constant channel
+    # must detrend to exact zeros (zero power, zero relative power).
     g = x @ plan.proj
-    x -= g[:, :2] @ plan.basis
+    x = x - g[:, :2] @ plan.basis
     slope = g[:, 1]
     slow = g[:, 2:] - g[:, :1] - slope[:, np.newaxis] * plan.block_t  # block means, detrended
 
@@ -943,8 +991,11 @@ class EegEstimator:
             raise ValueError(f"Invalid value for 'ch_names': expected a sequence of names, got {ch_names!r}.")
         self._names = tuple(str(n) for n in ch_names)
         self._roles = eeg_channel_roles(self._names)
-        self._windows = FixedHopWindows(len(self._names), self._sfreq, self._cfg.window_s, self._cfg.hop_s)
-        plan = _plan(self._windows.window_n, self._sfreq, self._cfg)
+        # window placement as FixedHopWindows (same rounding to whole samples)
+        self._window_n = max(1, int(round(self._cfg.window_s * self._sfreq)))
+        self._hop_n = max(1, int(round(self._cfg.hop_s * self._sfreq)))
+        self._feed = _HopFeed(len(self._names), self._window_n, self._hop_n)
+        plan = _plan(self._window_n, self._sfreq, self._cfg)
         self._work = _Workspace(len(self._roles.analysed), plan)
         self._state = _IndexState(self._cfg)
         self._latest: EegFeatures | None = None
@@ -1012,7 +1063,7 @@ class EegEstimator:
 
     def reset(self) -> None:
         """Forget all data, smoothing and baseline (including one from :meth:`set_baseline`)."""
-        self._windows = FixedHopWindows(len(self._names), self._sfreq, self._cfg.window_s, self._cfg.hop_s)
+        self._feed = _HopFeed(len(self._names), self._window_n, self._hop_n)
         self._state.reset()
         self._latest = None
         self._last = ()
@@ -1035,17 +1086,26 @@ class EegEstimator:
         ValueError, TypeError
             Wrong kind, rate, channel count or channel names.
         """
-        check_chunk(
-            chunk, kind=SignalKind.EEG, sfreq=self._sfreq, n_channels=len(self._names), owner="EegEstimator"
-        )
-        if chunk.ch_names != self._names:
-            raise ValueError(
-                f"Invalid value for 'ch_names': expected {self._names}, got {chunk.ch_names}. "
-                "Build EegEstimator with the stream's channel names."
+        # The usual chunk (the stream this estimator was built for) passes these identity and
+        # equality tests; anything else gets the full check and its error message.
+        if not (
+            type(chunk) is Chunk
+            and chunk.kind is SignalKind.EEG
+            and chunk.sfreq == self._sfreq
+            and (chunk.ch_names is self._names or chunk.ch_names == self._names)
+            and chunk.data.shape[0] == len(self._names)
+        ):
+            check_chunk(
+                chunk, kind=SignalKind.EEG, sfreq=self._sfreq, n_channels=len(self._names), owner="EegEstimator"
             )
+            if chunk.ch_names != self._names:
+                raise ValueError(
+                    f"Invalid value for 'ch_names': expected {self._names}, got {chunk.ch_names}. "
+                    "Build EegEstimator with the stream's channel names."
+                )
         out: list[Estimate] = []
         feats: list[EegFeatures] = []
-        for window, t_end in self._windows.push(chunk.data, chunk.times):
+        for window, t_end in self._feed.push(chunk.data, chunk.times):
             feat = _features(
                 window, self._sfreq, self._names, self._roles, self._cfg, t_end, self._work, self._state
             )

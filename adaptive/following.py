@@ -46,9 +46,11 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from itertools import islice
 from typing import TypeVar
 
 import numpy as np
@@ -303,6 +305,9 @@ class BreathFollowingEstimator:
         self._rate_score = math.nan
         self._phase_score = math.nan
         self._latest: Estimate | None = None
+        # (score, quality) of the scored samples and onsets as last combined; None after any
+        # change to either window (the combination is recomputed only then)
+        self._combined: tuple[float, float] | None = None
 
     def update(
         self,
@@ -383,55 +388,63 @@ class BreathFollowingEstimator:
                     self._last_onset_t = o
                     self._pending_onsets.append(o)
         # 3. score everything whose past is complete (time <= now)
+        scored, onsets = self._scored, self._onsets
+        n_before = (len(scored), len(onsets))
         while self._pending and self._pending[0][0] <= now:
             t, rate, q = self._pending.popleft()
             rng = self._pace_range(t)
             if rng is not None:
-                self._scored.append((t, _rate_sample_score(rate, rng[0], rng[1], cfg), q))
+                scored.append((t, _rate_sample_score(rate, rng[0], rng[1], cfg), q))
         while self._pending_onsets and self._pending_onsets[0] <= now:
             o = self._pending_onsets.popleft()
             theta = self._pacer_phase(o)
             if theta is not None:
-                self._onsets.append((o, theta))
+                onsets.append((o, theta))
         # 4. forget what no window needs any more
-        while self._scored and self._scored[0][0] <= now - cfg.window_s:
-            self._scored.popleft()
-        while self._onsets and self._onsets[0][0] <= now - cfg.phase_window_s:
-            self._onsets.popleft()
+        changed = n_before != (len(scored), len(onsets))  # appended only: the lengths tell
+        t_old = now - cfg.window_s
+        while scored and scored[0][0] <= t_old:
+            scored.popleft()
+            changed = True
+        t_old = now - cfg.phase_window_s
+        while onsets and onsets[0][0] <= t_old:
+            onsets.popleft()
+            changed = True
         horizon = now - cfg.retention_s
         while len(self._pace_t) > 1 and self._pace_t[1] <= horizon:
             self._pace_t.popleft()
             self._pace_v.popleft()
             self._pace_c.popleft()
-        # 5. combine
-        score, quality, self._rate_score, self._phase_score = _combine(
-            [s for _, s, _ in self._scored],
-            [q for _, _, q in self._scored],
-            [th for _, th in self._onsets],
-            cfg,
-        )
-        self._latest = Estimate(Metric.BREATH_FOLLOWING, score, quality, now)
+        # 5. combine, only when a window changed: the same samples give the same numbers, and
+        # most steps (several per second) see no new rate estimate or onset
+        if changed or self._combined is None:
+            score, quality, self._rate_score, self._phase_score = _combine(
+                [s for _, s, _ in scored],
+                [q for _, _, q in scored],
+                [th for _, th in onsets],
+                cfg,
+            )
+            self._combined = (score, quality)
+        else:
+            score, quality = self._combined
+        self._latest = Estimate._trusted(Metric.BREATH_FOLLOWING, score, quality, now)
         return self._latest
 
     def _pace_range(self, t: float) -> tuple[float, float] | None:
         """Min and max pace shown during [t - lag_s, t); None if no pace was shown before t."""
-        lo = math.inf
-        hi = -math.inf
-        start = t - self._cfg.lag_s
-        n = len(self._pace_t)
-        for j in range(n):
-            tj = self._pace_t[j]
-            if tj >= t:
-                break
-            nxt = self._pace_t[j + 1] if j + 1 < n else math.inf
-            if nxt <= start:  # segment ended before the lag window
-                continue
-            v = self._pace_v[j]
-            lo = min(lo, v)
-            hi = max(hi, v)
-        if not math.isfinite(lo):
+        pace_t = self._pace_t
+        # segments j started before t (pace_t[j] < t) that did not end by the window's start
+        # (the next segment starts after t - lag_s; the last one never ends): found by
+        # bisection, as the segment start times increase
+        j_hi = bisect_left(pace_t, t)
+        j_lo = max(bisect_right(pace_t, t - self._cfg.lag_s) - 1, 0)
+        if j_lo >= j_hi:
             return None
-        return lo, hi
+        if j_hi - j_lo == 1:
+            v = self._pace_v[j_lo]
+            return v, v
+        seg = list(islice(self._pace_v, j_lo, j_hi))
+        return min(seg), max(seg)
 
     def _pacer_phase(self, t: float) -> float | None:
         """Pacer phase in radians at time t (cycles of the integrated pace), None before the pacer."""
