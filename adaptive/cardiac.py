@@ -43,7 +43,12 @@ bins, detrending basis) is computed once per length (:func:`_spec_plan`); both t
 window (intervals and heart rate) share one grid and one FFT call and only the bins below
 0.4 Hz are used; the detrend is the closed-form least-squares line (equal to ``np.polyfit``
 to rounding, ~1e-13 relative).  Interval records and estimates are built with internal
-constructors that skip re-validating arrays the estimator made itself.
+constructors that skip re-validating arrays the estimator made itself.  The streaming
+estimators feed the beat detector once per hop (with every sample up to the hop end), keep
+intervals and raw samples in append-only stores whose windows are read-only views, and
+:class:`CardiacEstimator` computes both windows with shared masks; the periodogram, the
+interpolation and the FIR moving averages call numpy's and scipy's compiled kernels without
+their Python wrappers.  None of this changes a bit of the output.
 """
 
 from __future__ import annotations
@@ -60,9 +65,23 @@ from numpy.typing import NDArray
 
 from ._checks import check_chunk, check_option, check_positive, check_range
 from .ppg import Beats, PulseConfig, PulseDetector, ppg_beats, ppg_peaks
-from .quality import _last_n, ppg_window_quality
+from .quality import _last_n, _Tail, ppg_window_quality
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
-from .windows import RingBuffer
+
+try:  # compiled kernels behind np.interp and scipy.fft.rfft, called without their wrappers
+    from numpy._core.multiarray import interp as _interp
+except ImportError:  # pragma: no cover - another numpy layout
+
+    def _interp(x: FloatArray, xp: FloatArray, fp: FloatArray, left: None, right: None) -> FloatArray:
+        return np.interp(x, xp, fp)
+
+
+try:
+    from scipy.fft._pocketfft.pypocketfft import r2c as _r2c
+except ImportError:  # pragma: no cover - another scipy layout
+
+    def _r2c(a: FloatArray, axes: tuple[int], forward: bool, inorm: int, out: None, nthreads: int) -> NDArray:
+        return scipy.fft.rfft(a, axis=axes[0])
 
 __all__ = [
     "BoolArray",
@@ -224,6 +243,19 @@ class Intervals:
             object.__setattr__(self, name, arr)
         return self
 
+    @classmethod
+    def _views(
+        cls, times: FloatArray, ibi_s: FloatArray, valid: BoolArray, clean: BoolArray, detect_times: FloatArray
+    ) -> Intervals:
+        """Build a record from read-only 1-D views of equal length (no checks, no copies)."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "ibi_s", ibi_s)
+        object.__setattr__(self, "valid", valid)
+        object.__setattr__(self, "clean", clean)
+        object.__setattr__(self, "detect_times", detect_times)
+        return self
+
     def select(self, mask: BoolArray) -> Intervals:
         """Return the intervals where ``mask`` is True (the record itself when all are)."""
         mask = np.asarray(mask, dtype=bool)
@@ -270,17 +302,27 @@ class IntervalCleaner:
 
     def add(self, beats: Beats) -> Intervals:
         """Add beats (in time order) and return the intervals they complete."""
+        rows = self._rows(beats)
+        if not rows:
+            return Intervals.concatenate([])
+        t, ibi, valid, clean, det = zip(*rows, strict=True)
+        return Intervals._trusted(
+            np.array(t, dtype=np.float64),
+            np.array(ibi, dtype=np.float64),
+            np.array(valid, dtype=bool),
+            np.array(clean, dtype=bool),
+            np.array(det, dtype=np.float64),
+        )
+
+    def _rows(self, beats: Beats) -> list[tuple[float, float, bool, bool, float]]:
+        """Add beats; return the completed intervals as (time, ibi, valid, clean, detect time) rows."""
         cfg = self.config
-        times = beats.upstroke_times if cfg.fiducial == "upstroke" else beats.peak_times
-        n = len(beats)
-        out_t = np.zeros(n)
-        out_ibi = np.zeros(n)
-        out_valid = np.zeros(n, dtype=bool)
-        out_clean = np.zeros(n, dtype=bool)
-        out_det = np.zeros(n)
-        k = 0
-        for i in range(n):
-            t, corr = float(times[i]), float(beats.template_corr[i])
+        times = (beats.upstroke_times if cfg.fiducial == "upstroke" else beats.peak_times).tolist()
+        corrs = beats.template_corr.tolist()
+        dets = beats.detect_times.tolist()
+        thr = cfg.min_template_corr
+        out = []
+        for t, corr, det in zip(times, corrs, dets, strict=True):
             if self._last_time is not None:
                 ibi = t - self._last_time
                 in_range = cfg.min_ibi_s <= ibi <= cfg.max_ibi_s
@@ -290,13 +332,67 @@ class IntervalCleaner:
                     valid = abs(ibi - ref) <= cfg.max_jump * ref
                 if in_range:
                     self._recent.append(ibi)
-                thr = cfg.min_template_corr
                 clean = valid and corr >= thr and self._last_corr >= thr  # NaN compares False
-                out_t[k], out_ibi[k], out_valid[k], out_clean[k] = t, ibi, valid, clean
-                out_det[k] = float(beats.detect_times[i])
-                k += 1
+                out.append((t, ibi, valid, clean, det))
             self._last_time, self._last_corr = t, corr
-        return Intervals._trusted(out_t[:k], out_ibi[:k], out_valid[:k], out_clean[:k], out_det[:k])
+        return out
+
+
+class _IntervalStore:
+    """Append-only interval history of a streaming estimator, handed out as :class:`Intervals` views.
+
+    Rows are written into preallocated arrays; a snapshot is a record of read-only views of
+    the live rows (made from read-only aliases, so no flag is set per snapshot).  Written rows
+    never change and a full store moves to new arrays, so earlier snapshots stay valid.
+    """
+
+    def __init__(self, capacity: int = 512) -> None:
+        self._cap = capacity
+        self._arrays = [np.zeros(capacity), np.zeros(capacity), np.zeros(capacity, dtype=bool),
+                        np.zeros(capacity, dtype=bool), np.zeros(capacity)]
+        self._aliases = [_read_only_alias(a) for a in self._arrays]
+        self.start = 0  # first live row
+        self.stop = 0  # one past the last row
+
+    def append(self, rows: list[tuple[float, float, bool, bool, float]]) -> None:
+        m = len(rows)
+        if self.stop + m > self._cap:
+            live = self.stop - self.start
+            cap = max(self._cap, 2 * (live + m))
+            arrays = [np.zeros(cap, dtype=a.dtype) for a in self._arrays]
+            for new, old in zip(arrays, self._arrays, strict=True):
+                new[:live] = old[self.start : self.stop]
+            self._arrays, self._cap = arrays, cap
+            self._aliases = [_read_only_alias(a) for a in arrays]
+            self.start, self.stop = 0, live
+        for j, row in enumerate(rows, start=self.stop):
+            for arr, v in zip(self._arrays, row, strict=True):
+                arr[j] = v
+        self.stop += m
+
+    @property
+    def first_time(self) -> float:
+        return float(self._arrays[0][self.start])
+
+    def drop_until(self, t_min: float) -> None:
+        """Forget the rows, from the start, whose time is <= ``t_min`` (as far as they are in order).
+
+        Equal to keeping ``times > t_min`` when the times increase; otherwise a few older rows
+        stay, which no window (all end well inside the history) selects.
+        """
+        times = self._arrays[0]
+        while self.start < self.stop and times[self.start] <= t_min:
+            self.start += 1
+
+    def snapshot(self) -> Intervals:
+        sl = slice(self.start, self.stop)
+        return Intervals._views(*(a[sl] for a in self._aliases))
+
+
+def _read_only_alias(a: FloatArray | BoolArray) -> FloatArray | BoolArray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 def _median_of(values: deque[float] | list[float]) -> float:
@@ -446,6 +542,7 @@ class _SpecPlan:
     osc: tuple[int, int]
     peak_range: tuple[int, int]  # COHERENCE_PEAK_RANGE, both edges included
     n_bins: int  # bins any metric needs (all below TOTAL_BAND[1])
+    peak_bands: tuple[tuple[int, int], ...] = ()  # per bin of peak_range: its coherence band
 
 
 @lru_cache(maxsize=16)
@@ -467,6 +564,15 @@ def _spec_plan(n: int, fs: float) -> _SpecPlan:
         int(np.searchsorted(freqs, COHERENCE_PEAK_RANGE[0], "left")),
         int(np.searchsorted(freqs, COHERENCE_PEAK_RANGE[1], "right")),
     )
+    half = COHERENCE_PEAK_WIDTH / 2.0
+    # the coherence band of every possible peak bin, as _spectral_summary searched it
+    peak_bands = tuple(
+        (
+            int(np.searchsorted(freqs, float(freqs[i]) - half, "left")),
+            int(np.searchsorted(freqs, float(freqs[i]) + half, "left")),
+        )
+        for i in range(peak_range[0], peak_range[1])
+    )
     return _SpecPlan(
         n=n,
         fs=fs,
@@ -484,6 +590,7 @@ def _spec_plan(n: int, fs: float) -> _SpecPlan:
         osc=osc,
         peak_range=peak_range,
         n_bins=max(lf[1], hf[1], total[1], osc[1], peak_range[1]) + 2,
+        peak_bands=peak_bands,
     )
 
 
@@ -495,15 +602,30 @@ def _periodogram(x: FloatArray, plan: _SpecPlan, n_bins: int | None = None) -> F
     """One-sided periodogram of each row of ``x`` (n_rows, n): linear detrend, Hann, zero-padded.
 
     Units^2/Hz.  Only the first ``n_bins`` bins when given (the Nyquist bin is then excluded).
+
+    Notes
+    -----
+    Written with fewer, direct calls than the obvious form (``x.mean(axis=-1)``,
+    ``scipy.fft.rfft(xd * window, n=nfft)``), with the same arithmetic in the same order, so
+    the same bits: the mean is the reduction divided by ``n`` (what ``mean`` does), and the
+    windowed rows are written into a zero-padded array handed to scipy's compiled real FFT
+    (what ``scipy.fft.rfft`` does after padding).
     """
-    mean = x.mean(axis=-1, keepdims=True)
+    n = x.shape[-1]
+    mean = np.add.reduce(x, axis=-1, keepdims=True)
+    mean /= n
     xc = x - mean
     slope = (xc @ plan.tc) / plan.tt
     xd = xc - slope[..., np.newaxis] * plan.tc  # least-squares line removed
-    spec = scipy.fft.rfft(xd * plan.window, n=plan.nfft, axis=-1)  # = np.fft.rfft, bit for bit, less padding work
+    padded = np.zeros(x.shape[:-1] + (plan.nfft,))
+    np.multiply(xd, plan.window, out=padded[..., :n])
+    spec = _r2c(padded, (padded.ndim - 1,), True, 0, None, 1)  # = scipy.fft.rfft, forward, no scaling
     if n_bins is not None:
         spec = spec[..., :n_bins]
-    psd = (spec.real * spec.real + spec.imag * spec.imag) / plan.denom
+    re, im = spec.real, spec.imag
+    psd = re * re
+    psd += im * im
+    psd /= plan.denom
     psd[..., 1:] *= 2.0
     if n_bins is None and plan.nfft % 2 == 0:
         psd[..., -1] /= 2.0
@@ -511,7 +633,10 @@ def _periodogram(x: FloatArray, plan: _SpecPlan, n_bins: int | None = None) -> F
 
 
 def _bin_power(psd: FloatArray, bins: tuple[int, int], df: float) -> float:
-    return float(np.sum(psd[bins[0] : bins[1]]) * df)
+    return float(_add_reduce(psd[bins[0] : bins[1]]) * df)  # = np.sum(...) * df
+
+
+_add_reduce = np.add.reduce
 
 
 def _spectral_summary(psd: FloatArray, plan: _SpecPlan) -> tuple[float, float, float, float, float]:
@@ -521,11 +646,9 @@ def _spectral_summary(psd: FloatArray, plan: _SpecPlan) -> tuple[float, float, f
     hf = _bin_power(psd, plan.hf, df)
     total = _bin_power(psd, plan.total, df)
     i0, i1 = plan.peak_range
-    peak_hz = float(freqs[i0 + int(np.argmax(psd[i0:i1]))])
-    half = COHERENCE_PEAK_WIDTH / 2.0
-    j0 = int(np.searchsorted(freqs, peak_hz - half, "left"))
-    j1 = int(np.searchsorted(freqs, peak_hz + half, "left"))
-    peak = _bin_power(psd, (j0, j1), df)
+    k = int(psd[i0:i1].argmax())
+    peak_hz = float(freqs[i0 + k])
+    peak = _bin_power(psd, plan.peak_bands[k], df)  # the bins within COHERENCE_PEAK_WIDTH / 2
     coherence = min(1.0, peak / total) if total > 0 else math.nan
     lf_hf = lf / hf if hf > 0 else math.nan
     return lf, hf, lf_hf, coherence, peak_hz
@@ -628,50 +751,81 @@ def _spectral_window(
     """
     plan = _spec_plan(_grid_n(t_start, t_end, resample_hz), float(resample_hz))
     grid = t_end - plan.offsets
-    x = np.empty((2, plan.n))
-    x[0] = np.interp(grid, times, ibi_s * 1000.0)
-    x[1] = np.interp(grid, times, 60.0 / ibi_s)
+    x = np.array(  # = np.interp of each tachogram, without the wrapper
+        (_interp(grid, times, ibi_s * 1000.0, None, None), _interp(grid, times, 60.0 / ibi_s, None, None))
+    )
     psd = _periodogram(x, plan, plan.n_bins)
     lf, hf, lf_hf, coherence, _ = _spectral_summary(psd[0], plan)
     return lf, hf, lf_hf, coherence, _osc_value(psd[1], plan)
 
 
+def _hr_values(clean_ibi: FloatArray, window_s: float) -> tuple[float, float, float, float, float]:
+    """Coverage, HR_BPM (value, quality) and IBI_MS (value, quality) of a window's clean intervals."""
+    coverage = min(1.0, float(_add_reduce(clean_ibi)) / window_s)
+    hr = _hr_value(clean_ibi)
+    n = clean_ibi.shape[0]
+    last_ibi = float(clean_ibi[n - 1]) * 1000.0 if n else math.nan
+    q = coverage if math.isfinite(hr) else 0.0
+    return coverage, hr, q, last_ibi, q if n else 0.0
+
+
 def _hr_window(iv: Intervals, window_s: float, raw: FloatArray, sfreq: float) -> dict[Metric, tuple[float, float]]:
     """HR_BPM, IBI_MS and QUALITY_PPG of one window of intervals and raw samples."""
-    clean_ibi = iv.ibi_s[iv.clean]
-    coverage = min(1.0, float(np.sum(clean_ibi)) / window_s)
-    hr = _hr_value(clean_ibi)
-    last_ibi = float(clean_ibi[-1]) * 1000.0 if clean_ibi.size else math.nan
-    q = coverage if math.isfinite(hr) else 0.0
+    coverage, hr, q_hr, last_ibi, q_ibi = _hr_values(iv.ibi_s[iv.clean], window_s)
     return {
-        Metric.HR_BPM: (hr, q),
-        Metric.IBI_MS: (last_ibi, q if clean_ibi.size else 0.0),
+        Metric.HR_BPM: (hr, q_hr),
+        Metric.IBI_MS: (last_ibi, q_ibi),
         Metric.QUALITY_PPG: (ppg_window_quality(raw, sfreq, coverage), 1.0),
     }
 
 
-def _hrv_window(iv: Intervals, t_end: float, window_s: float, cfg: CardiacConfig) -> dict[Metric, tuple[float, float]]:
-    """RMSSD, spectral metrics and HR oscillation of one window of intervals."""
-    clean = iv.clean
-    pair = clean[1:] & clean[:-1]
-    pair_cov = min(1.0, float(np.sum(iv.ibi_s[1:][pair])) / window_s) if pair.size else 0.0
-    rmssd = hrv_rmssd(iv.ibi_s, clean)
-    coverage = min(1.0, float(np.sum(iv.ibi_s[clean])) / window_s)
-    out: dict[Metric, tuple[float, float]] = {
-        Metric.RMSSD_MS: (rmssd, pair_cov if math.isfinite(rmssd) else 0.0),
-    }
-    spec_q = coverage if coverage >= cfg.min_coverage and int(np.count_nonzero(clean)) >= 8 else 0.0
+def _hrv_values(
+    times: FloatArray, ibi_s: FloatArray, clean: BoolArray, t_end: float, window_s: float, cfg: CardiacConfig
+) -> list[tuple[float, float]]:
+    """(value, quality) of the :data:`HRV_METRICS`, in order, from one window of intervals."""
+    n = ibi_s.shape[0]
+    if n >= 2:
+        pair = clean[1:] & clean[:-1]
+        d = ibi_s[1:] - ibi_s[:-1]  # np.diff
+        d = d[pair]
+        n_d = d.shape[0]
+        pair_cov = min(1.0, float(_add_reduce(ibi_s[1:][pair])) / window_s)
+        if n_d >= 3:  # as hrv_rmssd
+            d *= d
+            rmssd = math.sqrt(_add_reduce(d) / n_d) * 1000.0
+        else:
+            rmssd = math.nan
+    else:
+        pair_cov, rmssd = 0.0, math.nan
+    c_ibi = ibi_s[clean]
+    coverage = min(1.0, float(_add_reduce(c_ibi)) / window_s)
+    out = [(rmssd, pair_cov if math.isfinite(rmssd) else 0.0)]
+    spec_q = coverage if coverage >= cfg.min_coverage and c_ibi.shape[0] >= 8 else 0.0
     if spec_q > 0:
         # = hrv_spectrum(...) and hr_oscillation(...) on the clean intervals, in one pass
-        vals = _spectral_window(iv.times[clean], iv.ibi_s[clean], t_end - window_s, t_end, cfg.resample_hz)
+        vals = _spectral_window(times[clean], c_ibi, t_end - window_s, t_end, cfg.resample_hz)
+        out += [(v, spec_q if math.isfinite(v) else 0.0) for v in vals]
     else:
-        vals = (math.nan,) * 5
-    for metric, v in zip(HRV_METRICS[1:], vals, strict=True):
-        out[metric] = (v, spec_q if math.isfinite(v) else 0.0)
+        out += [(math.nan, 0.0)] * 5
     return out
 
 
+def _hrv_window(iv: Intervals, t_end: float, window_s: float, cfg: CardiacConfig) -> dict[Metric, tuple[float, float]]:
+    """RMSSD, spectral metrics and HR oscillation of one window of intervals."""
+    vals = _hrv_values(iv.times, iv.ibi_s, iv.clean, t_end, window_s, cfg)
+    return dict(zip(HRV_METRICS, vals, strict=True))
+
+
 # -- streaming ------------------------------------------------------------------------------------------
+_EMPTY = np.zeros(0)
+
+
+def _frozen(a: FloatArray) -> FloatArray:
+    """``a`` itself if read-only (chunk arrays are), else a copy: kept samples must not change."""
+    return a if not a.flags.writeable else a.copy()
+_EMPTY.flags.writeable = False
+
+
 class _BeatHopper:
     """Beats -> flagged intervals, with a fixed-hop schedule counted in samples."""
 
@@ -700,32 +854,55 @@ class _BeatHopper:
         self._detector.reset()
         self._cleaner.reset()
         self._n = 0
-        self._iv = Intervals.concatenate([])
-        self._raw = None if self._raw_n is None else RingBuffer(1, self._raw_n)
+        self._store = _IntervalStore()
+        self._raw = None if self._raw_n is None else _Tail((), self._raw_n)
+        self._pending: list[tuple[FloatArray, FloatArray]] = []  # samples after the last hop
 
     def _push(self, x: FloatArray, t: FloatArray) -> list[tuple[float, Intervals]]:
         """Feed samples; return (hop time, intervals known so far) at each hop boundary."""
         return [(t_hop, iv) for t_hop, iv, _ in self._push_raw(x, t)]
 
     def _push_raw(self, x: FloatArray, t: FloatArray) -> list[tuple[float, Intervals, FloatArray]]:
-        """As :meth:`_push`, plus the last ``raw_window_s`` of raw samples at each hop."""
+        """As :meth:`_push`, plus the last ``raw_window_s`` of raw samples at each hop.
+
+        The beat detector is fed once per hop, with all samples up to the hop's end (samples
+        after the last hop wait for the next one): hop outputs only use beats detected by the
+        hop, and the detector gives the same beats for any split of its input, so fewer,
+        longer calls change nothing but the per-call overhead.
+        """
+        n = x.shape[0]
+        if n == 0:
+            return []
+        n0 = self._n
+        self._n = n0 + n
+        raw = self._raw
+        end0 = 0
+        if raw is not None:
+            end0 = raw.push(x) - n  # buffer position just before x[0]
+        hop = self._hop_n
+        first = hop - 1 - n0 % hop  # index in x of the first hop end
+        if first >= n:
+            self._pending.append((_frozen(x), _frozen(t)))
+            return []
         out: list[tuple[float, Intervals, FloatArray]] = []
-        n = x.size
+        history_s = self._history_s
         start = 0
-        while start < n:
-            stop = min(n, start + self._hop_n - (self._n % self._hop_n))
-            beats = self._detector.push(x[start:stop], t[start:stop])
-            if self._raw is not None:
-                self._raw.push(x[np.newaxis, start:stop], t[start:stop])
+        for e in range(first, n, hop):
+            xs, ts = x[start : e + 1], t[start : e + 1]
+            if self._pending:
+                xs = np.concatenate([p[0] for p in self._pending] + [xs])
+                ts = np.concatenate([p[1] for p in self._pending] + [ts])
+                self._pending = []
+            beats = self._detector.push(xs, ts)
+            store = self._store
             if len(beats):
-                self._iv = Intervals.concatenate([self._iv, self._cleaner.add(beats)])
-            self._n += stop - start
-            if self._n % self._hop_n == 0:
-                t_hop = float(t[stop - 1])
-                self._iv = self._iv.select(self._iv.times > t_hop - self._history_s)  # self if all kept
-                raw = self._raw.last(self._raw_n)[0][0] if self._raw is not None and self._raw_n else np.zeros(0)
-                out.append((t_hop, self._iv, raw))
-            start = stop
+                store.append(self._cleaner._rows(beats))
+            t_hop = float(t[e])
+            store.drop_until(t_hop - history_s)
+            out.append((t_hop, store.snapshot(), _EMPTY if raw is None else raw.tail(end0 + e + 1)))
+            start = e + 1
+        if start < n:
+            self._pending.append((_frozen(x[start:]), _frozen(t[start:])))
         return out
 
     def _samples(self, chunk: Chunk) -> tuple[FloatArray, FloatArray]:
@@ -860,11 +1037,26 @@ class CardiacEstimator(_BeatHopper):
         x, t = self._samples(chunk)
         out: list[Estimate] = []
         cfg = self.config
+        w_hr, w_hrv = cfg.hr_window_s, cfg.hrv_window_s
+        trusted = Estimate._trusted
         for t_hop, iv, raw in self._push_raw(x, t):
-            hr = _hr_window(_window(iv, t_hop, cfg.hr_window_s), cfg.hr_window_s, raw, self.sfreq)
-            hrv = _hrv_window(_window(iv, t_hop, cfg.hrv_window_s), t_hop, cfg.hrv_window_s, cfg)
-            for metric, (v, q) in (*hr.items(), *hrv.items()):
-                out.append(Estimate._trusted(metric, v, q, t_hop))
+            # = _hr_window(_window(iv, t_hop, w_hr), ...) and _hrv_window(_window(iv, t_hop,
+            # w_hrv), ...), sharing the masks and without building window records
+            times = iv.times
+            upto = times <= t_hop
+            upto &= iv.detect_times <= t_hop
+            m_hr = times > t_hop - w_hr
+            m_hr &= upto
+            m_hr &= iv.clean
+            coverage, hr, q_hr, last_ibi, q_ibi = _hr_values(iv.ibi_s[m_hr], w_hr)
+            m = times > t_hop - w_hrv
+            m &= upto
+            hrv = _hrv_values(times[m], iv.ibi_s[m], iv.clean[m], t_hop, w_hrv, cfg)
+            out.append(trusted(Metric.HR_BPM, hr, q_hr, t_hop))
+            out.append(trusted(Metric.IBI_MS, last_ibi, q_ibi, t_hop))
+            out.append(trusted(Metric.QUALITY_PPG, ppg_window_quality(raw, self.sfreq, coverage), 1.0, t_hop))
+            for metric, (v, q) in zip(HRV_METRICS, hrv, strict=True):
+                out.append(trusted(metric, v, q, t_hop))
         return out
 
 

@@ -48,8 +48,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._checks import check_chunk, check_option, check_positive
-from .filters import SosFilter, _fir_zi, _iir_zi, design_sos
+from .filters import SosFilter, _iir_zi, design_sos
 from .types import Chunk, FloatArray, SignalKind
+
+try:  # the compiled kernel behind np.convolve, called without the wrapper
+    from numpy._core.multiarray import correlate as _correlate
+except ImportError:  # pragma: no cover - another numpy layout
+
+    def _correlate(a: FloatArray, v: FloatArray, mode: str) -> FloatArray:
+        return np.correlate(a, v, mode)
 
 __all__ = [
     "Beats",
@@ -243,6 +250,20 @@ class Beats:
         return self
 
     @classmethod
+    def _from_table(cls, table: FloatArray, peak_samples: IntArray) -> Beats:
+        """Build a record from a fresh (9, n_beats) table in :data:`_FIELDS` order (no checks).
+
+        As :meth:`_trusted` with the table's rows, but the table is made read-only once, so its
+        row views are born read-only (one flag write instead of nine).
+        """
+        table.flags.writeable = False
+        peak_samples.flags.writeable = False
+        self = object.__new__(cls)
+        for i, name in enumerate(_FIELDS):
+            object.__setattr__(self, name, peak_samples if i == 1 else table[i])
+        return self
+
+    @classmethod
     def concatenate(cls, parts: list[Beats]) -> Beats:
         """Join records in order (e.g. the outputs of successive :meth:`PulseDetector.update`).
 
@@ -270,19 +291,10 @@ def _parabolic(ym: float, y0: float, yp: float) -> tuple[float, float]:
     return delta, y0 - 0.25 * (ym - yp) * delta
 
 
-def _mean_std(x: FloatArray) -> tuple[float, float]:
-    """``(x.mean(), x.std())`` of a 1-D array, computed as numpy does (same bits), with less overhead."""
-    n = x.shape[0]
-    mean = np.add.reduce(x) / n
-    d = x - mean
-    d *= d
-    return float(mean), math.sqrt(np.add.reduce(d) / n)
-
-
 def _steepest(y: FloatArray) -> float:
     """Fractional index of the steepest rise of ``y`` (first difference, parabolic)."""
     d = y[1:] - y[:-1]  # np.diff
-    k = int(np.argmax(d))
+    k = int(d.argmax())
     if 0 < k < d.size - 1:
         off, _ = _parabolic(*d[k - 1 : k + 2].tolist())
     else:
@@ -341,8 +353,26 @@ def _cached_delays(sos_bytes: bytes, n_sections: int, sfreq: float) -> tuple[flo
     return _calibrate_delays(sos, sfreq)
 
 
-# Rows of a detector's history buffer (see _SignedDetector._reserve).
-_F, _X, _T, _TP, _TB, _OFF = range(6)
+# Rows of a detector's history buffer (see _SignedDetector._reserve): band-passed and raw
+# signal, times, peak moving average, and the threshold (beat moving average plus offset).
+_F, _X, _T, _TP, _THR = range(5)
+_N_ROWS = 5
+
+
+def _fir_zi(b: FloatArray, b_rev: FloatArray, x: FloatArray, zi: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``lfilter(b, [1.0], x, zi=zi)`` for 1-D float64 arrays, as :func:`adaptive.filters._fir_zi`.
+
+    Bit-identical to it: ``np.convolve(b, x)`` is the compiled ``correlate`` of the longer
+    argument with the reversed shorter one, called here without the wrapper (``b_rev`` is
+    ``b[::-1]``, precomputed).
+    """
+    n = x.shape[0]
+    if n >= b.shape[0]:
+        full = _correlate(x, b_rev, "full")
+    else:
+        full = _correlate(b, x[::-1], "full")
+    full[: zi.shape[0]] += zi
+    return full[:n], full[n:]
 
 
 class _FrontEnd:
@@ -434,6 +464,9 @@ class _SignedDetector:
         # filter coefficients exactly as scipy.signal.lfilter would use them
         self._b1 = np.full(self._w1, 1.0 / self._w1)
         self._b2 = np.full(self._w2, 1.0 / self._w2)
+        self._b1_rev = self._b1[::-1].copy()
+        self._b2_rev = self._b2[::-1].copy()
+        self._beta = float(cfg.beta)
         self._b_off = np.array([self._alpha])
         self._a_off = np.array([1.0, self._alpha - 1.0])
         self._cap0 = 4 * (self._keep_n + self._max_block_n) + 256
@@ -457,14 +490,18 @@ class _SignedDetector:
         self._h0 = 0  # first internal index that any later look-back may read
         self._b0 = 0  # internal index of the buffer's first column
         self._len = 0  # buffer columns in use
-        self._buf = np.empty((6, self._cap0))  # rows _F, _X, _T, _TP, _TB, _OFF
+        self._buf = np.empty((_N_ROWS, self._cap0))  # rows _F, _X, _T, _TP, _THR
         self._bad = np.zeros(self._cap0, dtype=bool)  # input was not finite
         self._next = 0  # next internal index whose block condition is evaluated
+        self._last_bad = -1  # internal index of the last non-finite input sample (-1: none yet)
         self._in_block = False
         self._block_start = 0
         self._last_peak: float | None = None  # fractional internal index of the last peak
         self._template: FloatArray | None = None  # running mean of z-scored pulses
         self._cycle: FloatArray | None = None  # running mean over most of a cycle (polarity)
+        # the cycle is only read while "auto" calibrates (PulseDetector._choose): the owner
+        # switches it off afterwards
+        self._track_cycle = True
 
     def push(self, samples: FloatArray, times: FloatArray) -> Beats:
         """Process raw samples with their times and return the beats completed by them.
@@ -498,8 +535,8 @@ class _SignedDetector:
             f = -f
         y = np.maximum(f, 0.0)
         y *= y
-        tp, self._zi1 = _fir_zi(self._b1, y, self._zi1)
-        tb, self._zi2 = _fir_zi(self._b2, y, self._zi2)
+        tp, self._zi1 = _fir_zi(self._b1, self._b1_rev, y, self._zi1)
+        tb, self._zi2 = _fir_zi(self._b2, self._b2_rev, y, self._zi2)
         mean_y, self._zi_off = _iir_zi(self._b_off, self._a_off, y, self._zi_off)
         n = x.shape[0]
         j = self._reserve(n)
@@ -509,9 +546,16 @@ class _SignedDetector:
         buf[_X, j:k] = x
         buf[_T, j:k] = t
         buf[_TP, j:k] = tp
-        buf[_TB, j:k] = tb
-        np.multiply(self.config.beta, mean_y, out=buf[_OFF, j:k])
-        self._bad[j:k] = False if bad is None else bad
+        # threshold = beat average + beta * running mean (the same sum the scan used to form)
+        mean_y *= self._beta
+        np.add(tb, mean_y, out=buf[_THR, j:k])
+        if bad is None:
+            self._bad[j:k] = False
+        else:
+            self._bad[j:k] = bad
+            hits = bad.nonzero()[0]
+            if hits.size:
+                self._last_bad = self._n + int(hits[-1])  # internal index of the last one
         self._len = k
         self._n += n
         beats = self._scan()
@@ -528,7 +572,7 @@ class _SignedDetector:
         live = self._len - drop
         if live + n > cap:  # grow (a long first chunk, e.g. a whole record)
             new_cap = max(2 * cap, live + n + self._cap0)
-            buf = np.empty((6, new_cap))
+            buf = np.empty((_N_ROWS, new_cap))
             bad = np.zeros(new_cap, dtype=bool)
             buf[:, :live] = self._buf[:, drop : self._len]
             bad[:live] = self._bad[drop : self._len]
@@ -550,12 +594,12 @@ class _SignedDetector:
         a = nxt - self._b0
         buf = self._buf
         lo, hi = a + self._h2, a + self._h2 + m
-        cond = buf[_TP, a + self._h1 : a + self._h1 + m] > buf[_TB, lo:hi] + buf[_OFF, lo:hi]
+        cond = buf[_TP, a + self._h1 : a + self._h1 + m] > buf[_THR, lo:hi]
         # every change of the condition starts or ends a block; blocks alternate
         rows: list[tuple[float, ...]] = []
         # no event when the condition stays as it was (the usual case: between systolic blocks)
         if (not cond.all()) if self._in_block else cond.any():
-            events = (np.flatnonzero(cond[1:] != cond[:-1]) + 1).tolist()
+            events = [i + 1 for i in (cond[1:] != cond[:-1]).nonzero()[0].tolist()]  # np.flatnonzero
             if bool(cond[0]) != self._in_block:
                 events.insert(0, 0)
             for i in events:
@@ -575,9 +619,8 @@ class _SignedDetector:
         if not rows:
             return _EMPTY_BEATS
         table = np.array(rows, dtype=np.float64).T.copy()  # (9, n_beats), one row per field
-        arrays = list(table)
-        arrays[1] = table[1].astype(np.int64)
-        return Beats._trusted(*arrays)
+        samples = table[1].astype(np.int64)
+        return Beats._from_table(table, samples)
 
     def _close_block(self, start: int, end: int) -> tuple[float, ...] | None:
         """Turn the block [start, end) into a beat row, or None if it is not a beat."""
@@ -586,7 +629,7 @@ class _SignedDetector:
             return None
         h0, b0 = self._h0, self._b0
         f = self._buf[_F]
-        p = start + int(np.argmax(f[start - b0 : end - b0]))
+        p = start + int(f[start - b0 : end - b0].argmax())
         if p - 1 < h0:
             return None
         dp, peak_val = _parabolic(*f[p - 1 - b0 : p + 2 - b0].tolist())  # Python floats: same bits, faster
@@ -598,10 +641,12 @@ class _SignedDetector:
             lo = max(lo, int(math.floor(self._last_peak)) + 1)
         if lo >= p:
             return None
-        q = lo + int(np.argmin(f[lo - b0 : p - b0]))
+        q = lo + int(f[lo - b0 : p - b0].argmin())
         dq, foot_val = _parabolic(*f[q - 1 - b0 : q + 2 - b0].tolist())
         up = q + _steepest(f[q - b0 : p + 2 - b0])
-        if self._bad[max(h0, q - self._guard_n) - b0 : end + 1 - b0].any():
+        g0 = max(h0, q - self._guard_n)
+        # the slice is only read when a non-finite sample was seen that late (rare)
+        if self._last_bad >= g0 and self._bad[g0 - b0 : end + 1 - b0].any():
             self._last_peak = p_frac
             return None
         self._last_peak = p_frac
@@ -635,21 +680,33 @@ class _SignedDetector:
             return math.nan
         b0 = self._b0
         f = self._buf[_F]
-        cyc = f[p - self._cycle_before - b0 : p + self._tpl_after + 1 - b0]
-        self._cycle = cyc.copy() if self._cycle is None else 0.9 * self._cycle + 0.1 * cyc
+        if self._track_cycle:
+            cyc = f[p - self._cycle_before - b0 : p + self._tpl_after + 1 - b0]
+            self._cycle = cyc.copy() if self._cycle is None else 0.9 * self._cycle + 0.1 * cyc
         seg = f[p - self._tpl_before - b0 : p + self._tpl_after + 1 - b0]
-        mean, sd = _mean_std(seg)
+        # (seg - mean) / sd with numpy's mean and std arithmetic (same bits), sharing seg - mean
+        n = seg.shape[0]
+        z = seg - np.add.reduce(seg) / n
+        sq = z * z
+        sd = math.sqrt(np.add.reduce(sq) / n)
         if not sd > 0.0:
             return 0.0
-        z = (seg - mean) / sd
+        z /= sd
         if self._template is None:
             self._template = z
             return math.nan
-        corr = float(np.dot(z, self._template) / (z.size * max(_mean_std(self._template)[1], 1e-12)))
+        tpl = self._template
+        d = tpl - np.add.reduce(tpl) / n  # tpl.std(), as numpy computes it (same bits)
+        d *= d
+        sd_tpl = math.sqrt(np.add.reduce(d) / n)
+        corr = float(np.dot(z, tpl) / (z.size * max(sd_tpl, 1e-12)))
         corr = min(1.0, max(-1.0, corr))
         weight = 0.1 if corr > 0.5 else 0.02  # artefacts barely move the template
-        self._template = (1.0 - weight) * self._template + weight * z
-        self._template = self._template - self._template.mean()
+        tpl = (1.0 - weight) * self._template
+        z *= weight
+        tpl += z
+        tpl -= np.add.reduce(tpl) / tpl.shape[0]  # = tpl.mean(), same bits
+        self._template = tpl
         return corr
 
     def _trim(self) -> None:
@@ -748,6 +805,8 @@ class PulseDetector:
         for d in self._dets:
             d.reset()
         self._k: int | None = 0 if len(self._dets) == 1 else None  # active detector
+        for d in self._dets:  # the mean cycles only serve the calibration's tie-break
+            d._track_cycle = self._k is None
         # front-end blocks not yet seen by the inactive polarity (auto, after calibration)
         self._deferred: list[tuple[FloatArray, BoolArray | None, FloatArray, FloatArray]] = []
         self._held: list[list[Beats]] = [[] for _ in self._dets]
@@ -848,7 +907,7 @@ class PulseDetector:
             in_period = n % self._calib_n
             take = min(x.size - pos, self._catch_n - in_period % self._catch_n, self._calib_n - in_period)
             part = slice(pos, pos + take)
-            self._deferred.append((x[part].copy(), None if bad is None else bad[part].copy(), f[part], t[part].copy()))
+            self._deferred.append((_kept(x[part]), None if bad is None else bad[part].copy(), f[part], _kept(t[part])))
             pos += take
             n += take
             if (n % self._calib_n) % self._catch_n == 0 and n % self._calib_n != 0:
@@ -905,9 +964,16 @@ class PulseDetector:
             k = int(np.argmax(regular))
         logger.debug("PPG polarity %s chosen (regular s %s)", ("normal", "inverted")[k], regular)
         self._k = k
+        for d in self._dets:
+            d._track_cycle = False  # _choose, the only reader of the cycles, is done
         beats = held[k]
         self._held = [[] for _ in self._dets]
         return replace(beats, detect_times=np.full(len(beats), t_now))
+
+
+def _kept(a: FloatArray) -> FloatArray:
+    """``a`` to keep for later: itself if read-only (views of a chunk's frozen arrays), else a copy."""
+    return a if not a.flags.writeable else a.copy()
 
 
 def _join_fronts(

@@ -35,7 +35,6 @@ import numpy as np
 
 from ._checks import check_chunk, check_positive
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
-from .windows import RingBuffer
 
 if TYPE_CHECKING:
     from .cardiac import CardiacConfig, EstimateSeries, Intervals
@@ -62,7 +61,9 @@ def flat_share(x: FloatArray, min_run: int) -> float:
     if x.size < 2 or min_run < 2:
         return 0.0
     same = x[1:] == x[:-1]
-    if not same.any():  # the usual case: no repeat at all (NaN never equals itself)
+    # a qualifying run holds min_run - 1 repeats: fewer repeats in all means none (the usual
+    # case: no or only short repeats; NaN never equals itself)
+    if int(np.count_nonzero(same)) < min_run - 1:
         return 0.0
     same &= np.isfinite(x[1:])
     if not same.any():
@@ -132,12 +133,39 @@ def ppg_window_quality(
     quality : float
     """
     x = np.asarray(window, dtype=np.float64).reshape(-1)
-    if x.size == 0:
+    n = x.shape[0]
+    if n == 0:
         return 0.0
-    nan_share = 0.0 if _all_finite(x) else float(np.mean(~np.isfinite(x)))
-    flat = flat_share(x, max(2, int(round(flat_run_s * sfreq))))
-    clip = clip_share(x, min_clip_samples)
-    return combine_quality(1.0 - nan_share, 1.0 - flat, 1.0 - clip, clean_coverage)
+    if not math.isfinite(float(_add_reduce(x))) and not np.all(np.isfinite(x)):
+        nan_share = float(np.mean(~np.isfinite(x)))
+        flat = flat_share(x, max(2, int(round(flat_run_s * sfreq))))
+        clip = clip_share(x, min_clip_samples)
+        return combine_quality(1.0 - nan_share, 1.0 - flat, 1.0 - clip, clean_coverage)
+    # every sample finite (the usual case): the same shares with fewer calls
+    flat = 0.0
+    run = max(2, int(round(flat_run_s * sfreq)))
+    # flat_share's own early exit, inlined: too few repeats for one run of `run` samples
+    if n >= 2 and int(_add_reduce(x[1:] == x[:-1], dtype=np.intp)) >= run - 1:
+        flat = flat_share(x, run)
+    clip = _clip_share_finite(x, min_clip_samples)
+    return combine_quality(1.0, 1.0 - flat, 1.0 - clip, clean_coverage)
+
+
+_add_reduce = np.add.reduce
+_max_reduce = np.maximum.reduce
+_min_reduce = np.minimum.reduce
+
+
+def _clip_share_finite(x: FloatArray, min_count: int) -> float:
+    """:func:`clip_share` of a non-empty 1-D array of finite samples (same number, fewer calls)."""
+    hi, lo = float(_max_reduce(x)), float(_min_reduce(x))
+    c = int(np.count_nonzero(x == hi))
+    total = c if c >= min_count else 0
+    if hi != lo:
+        c = int(np.count_nonzero(x == lo))
+        if c >= min_count:
+            total += c
+    return total / x.shape[0]
 
 
 def accel_window_quality(
@@ -195,17 +223,23 @@ def _accel_quality_finite(
     x: FloatArray, sfreq: float, still_g: float, moving_g: float, flat_run_s: float, min_clip_samples: int
 ) -> tuple[float, float]:
     """:func:`accel_window_quality` of a window without missing samples (same numbers, row-vectorised)."""
+    # np.var(x, axis=1) written out as numpy computes it (same bits, without the wrapper)
+    n = x.shape[1]
+    d = _add_reduce(x, axis=1, keepdims=True)
+    d /= n
+    d = x - d
+    d *= d
     var = 0.0
-    for v in np.var(x, axis=1).tolist():  # summed in row order, as the general path does
+    for v in (_add_reduce(d, axis=1) / n).tolist():  # summed in row order, as the general path does
         var += v
     motion = math.sqrt(var) if var == var else math.nan  # NaN only from overflowing finite values
     run = max(2, int(round(flat_run_s * sfreq)))
     flat = _max_flat_share(x, run)
-    n = x.shape[1]
-    hi = x.max(axis=1)
-    lo = x.min(axis=1)
-    n_hi = np.count_nonzero(x == hi[:, np.newaxis], axis=1).tolist()
-    n_lo = np.count_nonzero(x == lo[:, np.newaxis], axis=1).tolist()
+    hi = _max_reduce(x, axis=1)
+    lo = _min_reduce(x, axis=1)
+    # np.count_nonzero(..., axis=1), without its wrapper
+    n_hi = _add_reduce(x == hi[:, np.newaxis], axis=1, dtype=np.intp).tolist()
+    n_lo = _add_reduce(x == lo[:, np.newaxis], axis=1, dtype=np.intp).tolist()
     clip = 0.0
     for h, l_, c_hi, c_lo in zip(hi.tolist(), lo.tolist(), n_hi, n_lo, strict=True):
         total = c_hi if c_hi >= min_clip_samples else 0
@@ -225,7 +259,9 @@ def _max_flat_share(x: FloatArray, min_run: int) -> float:
     repeats starts and ends inside its own row; the run lengths are integers, summed exactly.
     """
     same = x[:, 1:] == x[:, :-1]
-    if not same.any():
+    # a run of min_run samples holds min_run - 1 repeats in one row: rows with fewer repeats in
+    # all have none (the usual case, also for quantised signals with short repeats)
+    if int(_max_reduce(_add_reduce(same, axis=1, dtype=np.intp))) < min_run - 1:
         return 0.0
     n_rows, n = x.shape
     padded = np.zeros((n_rows, n + 1), dtype=bool)
@@ -357,6 +393,42 @@ def _last_n(x: FloatArray, end: int, n: int) -> FloatArray:
     return np.concatenate([pad, x[..., : end + 1]], axis=-1)
 
 
+class _Tail:
+    """The last ``n`` samples of a stream at any recent position (NaN before the first).
+
+    An append-only array of shape ``lead + (capacity,)`` (no wrap-around): the window ending
+    at a position is one slice, and a full array is replaced by a new one, so windows handed
+    out earlier stay valid (read-only views that are never overwritten).  The same windows as
+    :meth:`adaptive.windows.RingBuffer.last` of a ring buffer of ``n`` samples, without its
+    double writes and copies.
+    """
+
+    def __init__(self, lead: tuple[int, ...], n: int) -> None:
+        self._n = n
+        self._cap = max(4 * n, n + 4096)
+        self._buf = np.full(lead + (self._cap,), np.nan)
+        self._len = n  # the first n positions are the NaN padding
+
+    def push(self, x: FloatArray) -> int:
+        """Append samples (shape ``lead + (m,)``); return the position after the last one."""
+        m = x.shape[-1]
+        if self._len + m > self._cap:
+            keep = self._buf[..., self._len - self._n : self._len]
+            self._cap = max(self._cap, 2 * (self._n + m))
+            self._buf = np.empty(keep.shape[:-1] + (self._cap,))
+            self._buf[..., : self._n] = keep
+            self._len = self._n
+        self._buf[..., self._len : self._len + m] = x
+        self._len += m
+        return self._len
+
+    def tail(self, end: int) -> FloatArray:
+        """The ``n`` samples before position ``end`` (a read-only view)."""
+        v = self._buf[..., end - self._n : end]
+        v.flags.writeable = False
+        return v
+
+
 # -- accelerometer ------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AccelQualityConfig:
@@ -407,7 +479,8 @@ class AccelQualityMonitor:
 
     def reset(self) -> None:
         """Forget all state."""
-        self._buf = RingBuffer(self.n_channels, self._win_n)
+        self._buf = _Tail((self.n_channels,), self._win_n)
+        self._n = 0  # samples pushed
 
     def update(self, chunk: Chunk) -> list[Estimate]:
         """Process an accelerometer chunk; return one ``QUALITY_ACCEL`` estimate per hop.
@@ -420,20 +493,25 @@ class AccelQualityMonitor:
         check_chunk(
             chunk, kind=SignalKind.ACCEL, sfreq=self.sfreq, n_channels=self.n_channels, owner="AccelQualityMonitor"
         )
-        out = []
         data, times = chunk.data, chunk.times
-        start = 0
-        while start < chunk.n_times:
-            stop = min(chunk.n_times, start + self._hop_n - (self._buf.n_total % self._hop_n))
-            self._buf.push(data[:, start:stop], times[start:stop])
-            if self._buf.n_total % self._hop_n == 0:
-                win, _ = self._buf.last(self._win_n)
-                out.append(self._estimate(win, float(times[stop - 1])))
-            start = stop
-        return out
+        n = times.shape[0]
+        if n == 0:
+            return []
+        n0 = self._n
+        self._n = n0 + n
+        end0 = self._buf.push(data) - n  # buffer position just before the chunk
+        hop = self._hop_n
+        # one estimate at every hop end (every hop_n-th sample counted from the first)
+        return [
+            self._estimate(self._buf.tail(end0 + e + 1), float(times[e]))
+            for e in range(hop - 1 - n0 % hop, n, hop)
+        ]
 
     def _estimate(self, win: FloatArray, t: float) -> Estimate:
         cfg = self.config
+        if win.shape[1] >= 2 and _all_finite(win):  # = accel_window_quality's own test and fast path
+            q, _ = _accel_quality_finite(win, self.sfreq, cfg.still_g, cfg.moving_g, cfg.flat_run_s, 3)
+            return Estimate._trusted(Metric.QUALITY_ACCEL, q, 1.0, t)
         q, _ = accel_window_quality(
             win, self.sfreq, still_g=cfg.still_g, moving_g=cfg.moving_g, flat_run_s=cfg.flat_run_s
         )

@@ -12,6 +12,7 @@ from numpy.testing import assert_allclose
 
 from adaptive.cardiac import (
     CardiacConfig,
+    CardiacEstimator,
     HeartRateEstimator,
     HrvEstimator,
     beat_intervals,
@@ -220,6 +221,42 @@ def test_chunk_invariance_random_splits(cuts: list[int]) -> None:
         est = cls(SFREQ)
         got = [e for c in _chunks(_X, _T, cuts) for e in est.update(c)]
         _assert_same(got, offline(_X, SFREQ).estimates())
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=_X.size - 1), max_size=30))
+def test_cardiac_estimator_equals_hr_and_hrv(cuts: list[int]) -> None:
+    # CardiacEstimator computes both windows in one pass (shared masks, no window records): it
+    # must emit exactly what the two single estimators emit, hop by hop, for any split
+    both, hr, hrv = CardiacEstimator(SFREQ), HeartRateEstimator(SFREQ), HrvEstimator(SFREQ)
+    a: list[Estimate] = []
+    b: list[Estimate] = []
+    for c in _chunks(_X, _T, cuts):
+        a += both.update(c)
+        b += hr.update(c) + hrv.update(c)
+    # per hop: heart-rate metrics first, then HRV (a chunk of several hops gives the single
+    # estimators' outputs hop-major per estimator, so order b by hop time, stably)
+    _assert_same(a, sorted(b, key=lambda e: e.time))
+
+
+def test_interval_store_snapshots_stay_valid() -> None:
+    # snapshots are views of an append-only store: later appends, drops and moves to a larger
+    # array must not change a snapshot handed out earlier
+    from adaptive.cardiac import _IntervalStore
+
+    store = _IntervalStore(capacity=4)
+    snaps = []
+    for k in range(40):
+        store.append([(float(k), 0.8, True, k % 3 != 0, float(k) + 0.5)])
+        store.drop_until(k - 10.0)
+        snap = store.snapshot()
+        assert not snap.times.flags.writeable
+        snaps.append((snap, snap.times.copy(), snap.clean.copy()))
+    for snap, times, clean in snaps:
+        assert_allclose(snap.times, times, rtol=0, atol=0)
+        assert np.array_equal(snap.clean, clean)
+    last = snaps[-1][0]
+    assert_allclose(last.times, np.arange(30.0, 40.0), rtol=0, atol=0)  # times > 39 - 10 kept
 
 
 def test_fixed_one_second_hops_and_reset() -> None:

@@ -204,3 +204,59 @@ def test_wrong_calls_raise() -> None:
         accel_quality(np.zeros(52), ACC_SFREQ)
     with pytest.raises(ValueError, match="'window_s'"):
         PpgQualityMonitor(SFREQ, window_s=0.0)
+
+
+# -- fast paths (speed work): same numbers as the plain forms --------------------------------------------
+def _flat_share_by_hand(x: np.ndarray, min_run: int) -> float:
+    """Share of samples in runs of >= min_run equal finite values, by walking the array."""
+    total, i = 0, 0
+    while i < x.size:
+        j = i
+        while j + 1 < x.size and np.isfinite(x[i]) and x[j + 1] == x[i]:
+            j += 1
+        if j - i + 1 >= min_run:
+            total += j - i + 1
+        i = j + 1
+    return total / x.size
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=2, max_size=80), st.integers(2, 12))
+def test_flat_share_matches_definition(levels: list[int], min_run: int) -> None:
+    # quantised values give many short repeats: the early exit (too few repeats for one run)
+    # must not change the share
+    x = np.asarray(levels, dtype=float)
+    x[::17] = np.nan
+    assert flat_share(x, min_run) == _flat_share_by_hand(x, min_run)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 700), min_size=1, max_size=12))
+def test_tail_equals_ring_buffer(sizes: list[int]) -> None:
+    # the append-only window store hands out the same windows as RingBuffer.last, and windows
+    # handed out earlier stay unchanged after later pushes (and after moving to a new array)
+    from adaptive.quality import _Tail
+    from adaptive.windows import RingBuffer
+
+    rng = np.random.default_rng(len(sizes))
+    tail, ring = _Tail((2,), 128), RingBuffer(2, 128)
+    kept = []
+    for m in sizes:
+        x = rng.standard_normal((2, m))
+        end = tail.push(x)
+        ring.push(x, np.arange(m, dtype=float))
+        win = tail.tail(end)
+        assert not win.flags.writeable
+        assert_allclose(win, ring.last(128)[0], rtol=0, atol=0)
+        kept.append((win, win.copy()))
+    for win, copy in kept:
+        assert_allclose(win, copy, rtol=0, atol=0)
+
+
+def test_ppg_window_quality_fast_path_matches_parts() -> None:
+    # finite windows take a shortcut; its product must equal the documented factors
+    rng = np.random.default_rng(3)
+    x = np.round(rng.standard_normal(640) * 3.0)  # quantised: repeats and clipped extremes
+    x[100:130] = x[100]  # one flat run (>= 0.25 s at 64 Hz)
+    expected = combine_quality(1.0, 1.0 - flat_share(x, 16), 1.0 - clip_share(x, 3), 0.8)
+    assert ppg_window_quality(x, 64.0, 0.8) == expected
