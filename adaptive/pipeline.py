@@ -15,12 +15,18 @@ tests give identical estimates.
 
 Speed: chunks are validated once, on arrival; the blocks cut from them for the estimators are
 built with :meth:`Chunk._trusted` (read-only views and joined read-only arrays need no second
-check).  Streams without estimators (gyro) are only tracked, never buffered.
+check).  Streams without estimators (gyro) are only tracked, never buffered.  Each buffered
+stream copies its packets into one growing array on arrival, so a block is a view, not a join of
+dozens of packets (see :class:`_StreamBuffer`).  :meth:`DspPipeline.latest_at` at or after the
+newest released estimate (what the session engine asks for) is a copy of the newest estimates,
+without scanning the history.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +48,9 @@ logger = logging.getLogger(__name__)
 #: PPG rows tried in this order (names from the Muse source and the simulated patient): the
 #: infrared channel pulses most strongly on a forehead sensor.
 PPG_CHANNEL_PREFERENCE: tuple[str, ...] = ("PPG_IR", "ppg2", "ppg1", "PPG_RED", "ppg3", "PPG", "ppg")
+
+_UNKNOWN = object()  # `_buffers` has no entry: not one of the pipeline's streams
+_STAMPS = itertools.count()  # source of `DspPipeline._stamp`
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +140,23 @@ class DspPipeline:
             arousal_cfg = ArousalConfig() if eeg is not None else ArousalConfig.ppg_only()
         self._arousal = ArousalEstimator(arousal_cfg)
         self._pending: list[Estimate] = []
-        # kinds without estimators (gyro) are only tracked in `received_until`, never buffered
+        # kinds without estimators (gyro) are only tracked in `received_until`, never buffered:
+        # their entry in `_buffers` is None
         used = {SignalKind.EEG: self._eeg, SignalKind.PPG: self._cardiac, SignalKind.ACCEL: self._accel_q}
-        self._buffers = {s.kind: _StreamBuffer() for s in self._specs.values()}
-        self._active = [(k, b) for k, b in self._buffers.items() if used.get(k) is not None]
-        self._idle = {k for k in self._buffers if used.get(k) is None}
+        self._buffers: dict[SignalKind, _StreamBuffer | None] = {
+            s.kind: (_StreamBuffer() if used.get(s.kind) is not None else None)
+            for s in self._specs.values()
+        }
+        self._active = [b for b in self._buffers.values() if b is not None]
         self._history: dict[Metric, deque[Estimate]] = {}
         self._latest: dict[Metric, Estimate] = {}
+        self._released_to = -math.inf  # newest time of any released estimate
         self._advanced_to = -np.inf
         self._received: dict[SignalKind, float] = {}
         self._received_view = MappingProxyType(self._received)
+        # changes whenever `_received` does (unique across pipelines and resets): lets the
+        # session engine skip recomputing its data horizon when nothing it depends on changed
+        self._stamp = next(_STAMPS)
 
     @property
     def streams(self) -> tuple[StreamSpec, ...]:
@@ -156,7 +172,7 @@ class DspPipeline:
         """Tell the breathing estimator the pacer's rate (a hint, never a substitute)."""
         if self._resp is None:
             return
-        ok = pace_brpm is not None and np.isfinite(pace_brpm)
+        ok = pace_brpm is not None and math.isfinite(pace_brpm)  # a scalar: math is faster than numpy
         self._resp.pace_hint_brpm = float(pace_brpm) if ok else None  # type: ignore[arg-type]
 
     def reset(self) -> None:
@@ -171,17 +187,19 @@ class DspPipeline:
         ValueError
             If the chunk's kind is not one of the pipeline's streams.
         """
-        buf = self._buffers.get(chunk.kind)
-        if buf is None:
+        kind = chunk.kind
+        buf = self._buffers.get(kind, _UNKNOWN)
+        if buf is _UNKNOWN:
             raise ValueError(
                 f"Invalid value for 'kind': expected one of {', '.join(repr(k.value) for k in self._buffers)}, "
-                f"got {chunk.kind.value!r}. Build the pipeline with the source's streams."
+                f"got {kind.value!r}. Build the pipeline with the source's streams."
             )
         times = chunk.times
-        if times.shape[0]:
-            if chunk.kind not in self._idle:
+        if len(times):
+            if buf is not None:
                 buf.push(chunk)
-            self._received[chunk.kind] = float(times[-1])
+            self._received[kind] = float(times[-1])
+            self._stamp = next(_STAMPS)
 
     @property
     def received_until(self) -> Mapping[SignalKind, float]:
@@ -216,11 +234,13 @@ class DspPipeline:
         if t <= self._advanced_to:
             return []
         self._advanced_to = t
-        for _kind, buf in self._active:
+        pending = self._pending
+        for buf in self._active:
             block = buf.take_until(t)
             if block is not None:
-                self._pending += self._run(block)
-        pending = self._pending
+                pending += self._run(block)
+        if not pending:
+            return []
         ready = [e for e in pending if e.time <= t]
         if not ready:
             return []
@@ -230,19 +250,29 @@ class DspPipeline:
         ready.sort(key=_release_key)
         released = ready + self._arousal.update(ready)
         history_s = self.config.history_s
+        latest, history = self._latest, self._history
+        newest = self._released_to
         for e in released:
-            self._latest[e.metric] = e
-            h = self._history.get(e.metric)
+            metric, time = e.metric, e.time
+            latest[metric] = e
+            h = history.get(metric)
             if h is None:
-                h = self._history[e.metric] = deque()
+                h = history[metric] = deque()
             h.append(e)
-            oldest = e.time - history_s
+            oldest = time - history_s
             while h[0].time < oldest:
                 h.popleft()
+            if time > newest:
+                newest = time
+        self._released_to = newest
         return released
 
     def latest_at(self, t: float) -> dict[Metric, Estimate]:
         """Newest released estimate of every metric with time <= ``t``."""
+        if t >= self._released_to:
+            # every kept estimate is at or before t, so the newest of each metric is the last
+            # released one (`_latest` and `_history` gain their keys in the same order)
+            return dict(self._latest)
         out = {}
         for m, h in self._history.items():
             for e in reversed(h):
@@ -257,21 +287,123 @@ def _release_key(e: Estimate) -> tuple[float, Metric]:
 
 
 class _StreamBuffer:
-    """Chunks of one stream waiting for :meth:`DspPipeline.advance`.
+    """Samples of one stream waiting for :meth:`DspPipeline.advance`.
 
-    Chunks are validated on arrival, so the blocks cut from them are built with the trusted
-    constructor: joined arrays are made read-only, and views of read-only arrays are read-only.
+    :meth:`take_until` is the plain form "join every waiting chunk, cut at ``t``", with the
+    join done on arrival: each chunk is copied into a growing array, so a block is a read-only
+    view of it, however many packets it spans.  (Joining at ``take_until`` costs a numpy call
+    per packet and runs right after the heavy estimators, when the caches are cold; copying
+    on arrival is two small copies in the packet loop.)  Samples once handed out are never
+    written again: when the array is full the waiting samples move to a new one, so a block an
+    estimator keeps stays as it was.  A chunk whose sampling rate or channel names differ from
+    the waiting ones (never from a valid source) switches the buffer to joining chunk by chunk,
+    which gives such blocks the first chunk's rate and names as before.
+
+    Chunks are validated on arrival, so blocks are built with the trusted constructor (views
+    of a read-only array are read-only).
     """
 
+    __slots__ = (
+        "parts", "_data", "_times", "_data_ro", "_times_ro", "_start", "_end", "_meta", "_sfreq", "_names",
+    )
+
     def __init__(self) -> None:
-        self._parts: list[Chunk] = []
+        self.parts: list[Chunk] | None = None  # waiting chunks, once the buffer joins chunk by chunk
+        self._data = self._data_ro = np.empty((0, 0))  # (n_channels, capacity), read-only alias
+        self._times = self._times_ro = np.empty(0)  # (capacity,), read-only alias
+        self._start = 0  # waiting samples: [_start, _end)
+        self._end = 0
+        self._meta: tuple[SignalKind, float, tuple[str, ...]] | None = None  # of the waiting samples
+        self._sfreq = math.nan  # = _meta[1], _meta[2] (quick to reach)
+        self._names: tuple[str, ...] = ()
 
     def push(self, chunk: Chunk) -> None:
-        self._parts.append(chunk)
+        """Queue a non-empty chunk."""
+        names = chunk.ch_names
+        same = chunk.sfreq == self._sfreq and (names is self._names or names == self._names)
+        if same and self.parts is None:
+            times = chunk.times
+            end = self._end
+            stop = end + len(times)
+            if stop <= len(self._times):
+                self._data[:, end:stop] = chunk.data
+                self._times[end:stop] = times
+                self._end = stop
+                return
+        self._push(chunk)
+
+    def _push(self, chunk: Chunk) -> None:
+        """:meth:`push` when the arrays are full or the rate or names change (or are unknown)."""
+        if self.parts is not None:
+            self.parts.append(chunk)
+            return
+        meta = self._meta
+        if meta is None or chunk.sfreq != meta[1] or chunk.ch_names != meta[2]:
+            if self._start < self._end:  # other rate or names than the waiting samples
+                self._to_parts()
+                self.parts.append(chunk)  # type: ignore[union-attr]
+                return
+            meta = self._meta = (chunk.kind, chunk.sfreq, chunk.ch_names)
+            self._sfreq, self._names = meta[1], meta[2]
+            if self._data.shape[0] != len(meta[2]):
+                self._allocate(0)
+        times = chunk.times
+        n = times.shape[0]
+        end = self._end
+        if end + n > self._times.shape[0]:
+            self._allocate(n)
+            end = self._end
+        self._data[:, end : end + n] = chunk.data
+        self._times[end : end + n] = times
+        self._end = end + n
+
+    def _allocate(self, n: int) -> None:
+        """Move the waiting samples to new arrays with room for ``n`` more."""
+        assert self._meta is not None
+        start, end = self._start, self._end
+        keep = end - start
+        sfreq = self._meta[1]
+        cap = max(256, int(16 * sfreq), 2 * (keep + n))  # a new array every ~16 s at most
+        data = np.empty((len(self._meta[2]), cap))
+        times = np.empty(cap)
+        if keep:
+            data[:, :keep] = self._data[:, start:end]
+            times[:keep] = self._times[start:end]
+        self._data, self._times = data, times
+        self._data_ro, self._times_ro = data.view(), times.view()
+        self._data_ro.flags.writeable = False
+        self._times_ro.flags.writeable = False
+        self._start, self._end = 0, keep
+
+    def _to_parts(self) -> None:
+        """Switch to joining chunk by chunk; the waiting samples become the first chunk."""
+        kind, sfreq, names = self._meta  # type: ignore[misc]
+        s, e = self._start, self._end
+        self.parts = [Chunk._trusted(kind, self._data_ro[:, s:e], self._times_ro[s:e], sfreq, names)]
+        self._start = self._end = 0
 
     def take_until(self, t: float) -> Chunk | None:
         """Remove and return the samples with time <= ``t`` as one chunk (None if none)."""
-        parts = self._parts
+        if self.parts is not None:
+            return self._take_parts(t)
+        s, e = self._start, self._end
+        if s == e:
+            return None
+        times = self._times_ro
+        if times[s] > t:
+            return None
+        if times[e - 1] <= t:
+            n = e
+        else:
+            n = s + int(times[s:e].searchsorted(t, "right"))
+        self._start = n
+        kind, sfreq, names = self._meta  # type: ignore[misc]
+        return Chunk._trusted(kind, self._data_ro[:, s:n], times[s:n], sfreq, names)
+
+    def _take_parts(self, t: float) -> Chunk | None:
+        """:meth:`take_until` joining chunk by chunk."""
+        parts = self.parts
+        assert parts is not None
         if not parts or parts[0].times[0] > t:
             return None
         first = parts[0]
@@ -283,10 +415,10 @@ class _StreamBuffer:
             data.flags.writeable = False
             times.flags.writeable = False
         if times[-1] <= t:
-            self._parts = []
+            self.parts = []
             if len(parts) == 1:
                 return first
             return Chunk._trusted(first.kind, data, times, first.sfreq, first.ch_names)
         n = int(np.searchsorted(times, t, side="right"))
-        self._parts = [Chunk._trusted(first.kind, data[:, n:], times[n:], first.sfreq, first.ch_names)]
+        self.parts = [Chunk._trusted(first.kind, data[:, n:], times[n:], first.sfreq, first.ch_names)]
         return Chunk._trusted(first.kind, data[:, :n], times[:n], first.sfreq, first.ch_names)

@@ -25,11 +25,14 @@ class RingBuffer:
         if int(capacity) < 1:
             raise ValueError(f"Invalid value for 'capacity': expected >= 1 sample, got {capacity!r}.")
         self._cap = int(capacity)
-        # Every sample is stored twice (at i and i + capacity), so the last n samples are
-        # always one contiguous slice: O(n) pushes and reads, no shifting.
+        # Samples are written one after the other into arrays of twice the capacity; when a
+        # push would pass the end, the last `capacity` samples first move to the front.  So the
+        # last n samples are always one contiguous slice (O(n) reads), and a push is one copy
+        # per array (plus one move of `capacity` samples every `capacity` or so samples).
+        # The first `capacity` slots start as NaN: what `last` returns for never-filled samples.
         self._data = np.full((int(n_channels), 2 * self._cap), np.nan)
         self._times = np.full(2 * self._cap, np.nan)
-        self._head = 0  # index of the next write, 0..capacity-1
+        self._end = self._cap  # index after the newest sample, capacity..2*capacity
         self._n_total = 0  # samples ever pushed
 
     @property
@@ -47,26 +50,26 @@ class RingBuffer:
         n = data.shape[1]
         if n == 0:
             return
-        if n > self._cap:
-            data, times = data[:, -self._cap :], times[-self._cap :]
-            self._n_total += n - self._cap
-            n = self._cap
-        cap, h = self._cap, self._head
-        first = min(n, cap - h)
-        for off in (0, cap):
-            self._data[:, h + off : h + off + first] = data[:, :first]
-            self._times[h + off : h + off + first] = times[:first]
-            if first < n:
-                self._data[:, off : off + n - first] = data[:, first:]
-                self._times[off : off + n - first] = times[first:]
-        self._head = (h + n) % cap
+        cap = self._cap
+        if n > cap:
+            data, times = data[:, -cap:], times[-cap:]
+            self._n_total += n - cap
+            n = cap
+        end = self._end
+        if end + n > 2 * cap:  # move the last `capacity` samples to the front
+            self._data[:, :cap] = self._data[:, end - cap : end]
+            self._times[:cap] = self._times[end - cap : end]
+            end = cap
+        self._data[:, end : end + n] = data
+        self._times[end : end + n] = times
+        self._end = end + n
         self._n_total += n
 
     def last(self, n: int) -> tuple[FloatArray, FloatArray]:
         """Return copies of the last ``n`` samples and times (NaN where never filled)."""
         if not 0 < n <= self._cap:
             raise ValueError(f"Invalid value for 'n': expected 1..{self._cap}, got {n!r}.")
-        end = self._head + self._cap
+        end = self._end
         return self._data[:, end - n : end].copy(), self._times[end - n : end].copy()
 
 
@@ -125,14 +128,21 @@ class FixedHopWindows:
         """Add samples; return ``(window, t_end)`` for every window completed by them."""
         out: list[tuple[FloatArray, float]] = []
         n = data.shape[1]
+        buf, hop_n, window_n = self._buf, self.hop_n, self.window_n
+        if n == 0:
+            return out
+        if (buf.n_total % hop_n) + n < hop_n:  # no window boundary in the chunk: one push
+            buf.push(data, times)
+            return out
         start = 0
         while start < n:
             # samples until the next window boundary
-            to_boundary = self.hop_n - (self._buf.n_total % self.hop_n)
+            to_boundary = hop_n - (buf.n_total % hop_n)
             stop = min(n, start + to_boundary)
-            self._buf.push(data[:, start:stop], times[start:stop])
+            buf.push(data[:, start:stop], times[start:stop])
             start = stop
-            if self._buf.n_total % self.hop_n == 0 and self._buf.n_total >= self.window_n:
-                win, t = self._buf.last(self.window_n)
+            total = buf.n_total
+            if total % hop_n == 0 and total >= window_n:
+                win, t = buf.last(window_n)
                 out.append((win, float(t[-1])))
         return out
