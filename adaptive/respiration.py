@@ -75,7 +75,9 @@ ahead; fused estimates are therefore identical for any chunking as long as the t
 fed interleaved in time within ``max_lag_s`` of each other (as a device delivers them).
 
 Latency: the first estimate after ``min_window_s`` of data; a step change of rate shows fully
-after about one window.  Cost: about 3 ms per hop and stream on one core.
+after about one window.  Cost on one core (``python -m experiments.bench.speed``): about
+1.3 ms per PPG hop and 0.4 ms per accelerometer hop with 64 s windows, 2.7 ms per second of
+Muse data in all.
 """
 
 from __future__ import annotations
