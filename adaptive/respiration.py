@@ -599,12 +599,6 @@ def _clipped(raw: FloatArray, min_count: int) -> BoolArray:
     return out
 
 
-def _resample(t: FloatArray, v: FloatArray, grid_t: FloatArray) -> FloatArray:
-    """Values ``v`` at times ``t`` linearly interpolated on ``grid_t`` inside ``[t[0], t[-1]]``."""
-    inside = (grid_t >= t[0]) & (grid_t <= t[-1])
-    return np.interp(grid_t[inside], t, v)
-
-
 def _robust_outliers(v: FloatArray, k: float) -> BoolArray:
     med = _median(v)
     mad = 1.4826 * _median(np.abs(v - med))
