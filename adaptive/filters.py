@@ -31,6 +31,13 @@ except ImportError:  # pragma: no cover - depends on the scipy release
     _sosfilt = None
     _linear_filter = None
 
+try:  # the compiled kernel behind np.convolve, called without the wrapper
+    from numpy._core.multiarray import correlate as _correlate
+except ImportError:  # pragma: no cover - another numpy layout
+
+    def _correlate(a: FloatArray, v: FloatArray, mode: str) -> FloatArray:
+        return np.correlate(a, v, mode)
+
 __all__ = ["SosFilter", "design_sos"]
 
 logger = logging.getLogger(__name__)
@@ -155,15 +162,23 @@ def _sosfilt_inplace(sos: FloatArray, x: FloatArray, zi: FloatArray) -> FloatArr
     return np.asarray(y, dtype=np.float64)  # pragma: no cover
 
 
-def _fir_zi(b: FloatArray, x: FloatArray, zi: FloatArray) -> tuple[FloatArray, FloatArray]:
+def _fir_zi(
+    b: FloatArray, x: FloatArray, zi: FloatArray, b_rev: FloatArray | None = None
+) -> tuple[FloatArray, FloatArray]:
     """``lfilter(b, [1.0], x, zi=zi)`` for 1-D float64 ``x`` and ``b``, bit-identical, faster.
 
     scipy computes an FIR filter with state as ``convolve(b, x)`` plus the state added to the
-    first ``len(b) - 1`` outputs; so does this, without the argument handling.
+    first ``len(b) - 1`` outputs; so does this, without the argument handling.  ``np.convolve``
+    is the compiled ``correlate`` of the longer argument with the reversed shorter one, called
+    here directly; hot callers pass ``b_rev = b[::-1]`` precomputed.
     """
-    full = np.convolve(b, x)
+    n = x.shape[0]
+    if n > b.shape[0]:  # np.convolve's own choice of which argument slides
+        full = _correlate(x, b[::-1] if b_rev is None else b_rev, "full")
+    else:
+        full = _correlate(b, x[::-1], "full")
     full[: zi.shape[0]] += zi
-    return full[: x.shape[0]], full[x.shape[0] :]
+    return full[:n], full[n:]
 
 
 def _iir_zi(b: FloatArray, a: FloatArray, x: FloatArray, zi: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -48,15 +48,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._checks import check_chunk, check_option, check_positive
-from .filters import SosFilter, _iir_zi, design_sos
+from .filters import SosFilter, _fir_zi, _iir_zi, design_sos
 from .types import Chunk, FloatArray, SignalKind
-
-try:  # the compiled kernel behind np.convolve, called without the wrapper
-    from numpy._core.multiarray import correlate as _correlate
-except ImportError:  # pragma: no cover - another numpy layout
-
-    def _correlate(a: FloatArray, v: FloatArray, mode: str) -> FloatArray:
-        return np.correlate(a, v, mode)
 
 __all__ = [
     "Beats",
@@ -359,22 +352,6 @@ _F, _X, _T, _TP, _THR = range(5)
 _N_ROWS = 5
 
 
-def _fir_zi(b: FloatArray, b_rev: FloatArray, x: FloatArray, zi: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """``lfilter(b, [1.0], x, zi=zi)`` for 1-D float64 arrays, as :func:`adaptive.filters._fir_zi`.
-
-    Bit-identical to it: ``np.convolve(b, x)`` is the compiled ``correlate`` of the longer
-    argument with the reversed shorter one, called here without the wrapper (``b_rev`` is
-    ``b[::-1]``, precomputed).
-    """
-    n = x.shape[0]
-    if n >= b.shape[0]:
-        full = _correlate(x, b_rev, "full")
-    else:
-        full = _correlate(b, x[::-1], "full")
-    full[: zi.shape[0]] += zi
-    return full[:n], full[n:]
-
-
 class _FrontEnd:
     """Input stage shared by the detectors of both polarities.
 
@@ -535,8 +512,8 @@ class _SignedDetector:
             f = -f
         y = np.maximum(f, 0.0)
         y *= y
-        tp, self._zi1 = _fir_zi(self._b1, self._b1_rev, y, self._zi1)
-        tb, self._zi2 = _fir_zi(self._b2, self._b2_rev, y, self._zi2)
+        tp, self._zi1 = _fir_zi(self._b1, y, self._zi1, self._b1_rev)
+        tb, self._zi2 = _fir_zi(self._b2, y, self._zi2, self._b2_rev)
         mean_y, self._zi_off = _iir_zi(self._b_off, self._a_off, y, self._zi_off)
         n = x.shape[0]
         j = self._reserve(n)
