@@ -29,6 +29,9 @@ __all__ = ["SessionResult", "run_closed_loop", "run_session"]
 logger = logging.getLogger(__name__)
 
 MAX_SPEED_STEP_S = 0.1  # data seconds per iteration when running as fast as possible
+# A source that answers the pacer (the simulated patient) is stepped finely so that it hears each
+# new pace promptly; a recording does not listen, so it is stepped one decision tick at a time
+# (same estimates and decisions: the engine decides on a fixed grid of data time).
 STATUS_EVERY_WALL_S = 1.0
 
 
@@ -144,12 +147,13 @@ def run_closed_loop(
     paused_at = math.nan
     if not isinstance(clock, ManualClock):
         clock.restart()
+    step_s = MAX_SPEED_STEP_S if hasattr(source, "set_pace") else tick_s
     source.start()
     try:
         while True:
             if max_speed:
                 assert isinstance(clock, ManualClock)
-                now = clock.advance(MAX_SPEED_STEP_S)
+                now = clock.advance(step_s)
             else:
                 now = clock.now()
             result = session_tick(source, engine, all_sinks, now)
@@ -170,8 +174,8 @@ def run_closed_loop(
                         paused_at = math.nan
             d = result.decision
             if d is not None:
-                if d.dose_ready and math.isnan(ready_at):
-                    ready_at = d.time
+                if math.isnan(ready_at):  # the first ready decision, even if not the tick's last
+                    ready_at = next((x.time for x in result.decisions if x.dose_ready), math.nan)
                 if d.state is PacingState.STOPPED:
                     end_reason = d.reason
                     break
