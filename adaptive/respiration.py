@@ -92,6 +92,15 @@ from numpy.typing import NDArray
 from scipy.ndimage import maximum_filter1d
 from scipy.signal import find_peaks, sosfilt_zi
 
+try:  # the compiled steps of scipy.signal.find_peaks, without its argument handling (hot path)
+    from scipy.signal._peak_finding_utils import (
+        _local_maxima_1d,
+        _peak_prominences,
+        _select_by_peak_distance,
+    )
+except ImportError:  # pragma: no cover - another scipy layout: the public function
+    _local_maxima_1d = None
+
 from ._checks import check_chunk, check_positive, check_range
 from .filters import SosFilter, _sosfilt_inplace, design_sos
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
@@ -256,35 +265,62 @@ class _Grid:
         whatever its slope.  Both are normalised to unit sum; None for a series of fewer than
         8 samples or without power.
         """
-        k, n = series.shape
-        if n < 8:
-            return [None] * k
-        t, tt, hann = self._plan(n)
-        y = series - series.sum(axis=1, keepdims=True) / n  # = mean (sum / count), less overhead
-        for row in y:  # linear detrend, row by row (np.dot, as for a single series)
-            row -= t * (np.dot(t, row) / tt)
-        y *= hann
-        power = np.abs(np.fft.rfft(y, _NFFT, axis=1)[:, self.bins]) ** 2
-        out: list[tuple[FloatArray, FloatArray] | None] = []
-        for p, fit in zip(power, fitted):
-            peak = float(p.max())
-            if not (math.isfinite(peak) and peak > 0.0):
-                out.append(None)
+        return self.spectra_groups([(series, fitted)])[0]
+
+    def spectra_groups(
+        self, groups: list[tuple[FloatArray, tuple[bool, ...]]]
+    ) -> list[list[tuple[FloatArray, FloatArray] | None]]:
+        """:meth:`spectra` of several groups of series (one length per group) in one FFT call.
+
+        Each row is detrended and tapered for its own length and zero-padded to the FFT length,
+        exactly as ``np.fft.rfft(row, n)`` pads it, so the result equals one call per group.
+        """
+        rows = sum(series.shape[0] for series, _ in groups if series.shape[1] >= 8)
+        if rows == 0:
+            return [[None] * series.shape[0] for series, _ in groups]
+        buf = np.zeros((rows, _NFFT))
+        r = 0
+        for series, _ in groups:
+            k, n = series.shape
+            if n < 8:
                 continue
-            raw = p / float(p.sum())
-            if fit:
-                log_p = np.log(p / peak + 1e-12)
-                slope = float(np.dot(self._log_centered, log_p)) / self._log_ss
-                intercept = float(log_p.sum()) / log_p.size - slope * self._log_mean
-                p = p / np.exp(intercept + slope * self.log_brpm)
-            else:
-                p = p * self.brpm
-            total = float(p.sum())
-            if not (math.isfinite(total) and total > 0.0):
-                out.append(None)
+            t, tt, hann = self._plan(n)
+            y = buf[r : r + k, :n]
+            np.subtract(series, series.sum(axis=1, keepdims=True) / n, out=y)  # = mean, less overhead
+            for row in y:  # linear detrend, row by row (np.dot, as for a single series)
+                row -= t * (np.dot(t, row) / tt)
+            y *= hann
+            r += k
+        # the grid's bins are contiguous: a slice, not a gather
+        power = np.abs(np.fft.rfft(buf, axis=1)[:, self.bins[0] : self.bins[-1] + 1]) ** 2
+        out: list[list[tuple[FloatArray, FloatArray] | None]] = []
+        r = 0
+        for series, fitted in groups:
+            k, n = series.shape
+            if n < 8:
+                out.append([None] * k)
                 continue
-            out.append((p / total, raw))
+            out.append([self._compensate(p, fit) for p, fit in zip(power[r : r + k], fitted)])
+            r += k
         return out
+
+    def _compensate(self, p: FloatArray, fit: bool) -> tuple[FloatArray, FloatArray] | None:
+        """(background-compensated, raw) spectra of one periodogram, each of unit sum, or None."""
+        peak = float(p.max())
+        if not (math.isfinite(peak) and peak > 0.0):
+            return None
+        raw = p / float(p.sum())
+        if fit:
+            log_p = np.log(p / peak + 1e-12)
+            slope = float(np.dot(self._log_centered, log_p)) / self._log_ss
+            intercept = float(log_p.sum()) / log_p.size - slope * self._log_mean
+            p = p / np.exp(intercept + slope * self.log_brpm)
+        else:
+            p = p * self.brpm
+        total = float(p.sum())
+        if not (math.isfinite(total) and total > 0.0):
+            return None
+        return (p / total, raw)
 
     def _plan(self, n: int) -> tuple[FloatArray, float, FloatArray]:
         """Centred sample index, its sum of squares and the Hann taper for ``n`` points.
@@ -345,6 +381,7 @@ class _Evidence:
     details: dict[str, float] = field(default_factory=dict)
     raw: FloatArray | None = None  # the same spectrum without background compensation
     readout: tuple[float, float] = (math.nan, 0.0)  # the stream track's (rate, quality) after it
+    log_like: FloatArray | None = None  # _evidence_log_like of it, once computed (stream and fusion)
 
 
 class _Tracker:
@@ -476,12 +513,16 @@ def _shapes(*evidence: _Evidence) -> tuple[FloatArray, FloatArray] | None:
 
 
 def _evidence_log_like(ev: _Evidence, cfg: RespirationConfig) -> FloatArray | None:
+    if ev.log_like is not None:  # the stream's track and the fused track use the same evidence
+        return ev.log_like
     if ev.spectrum is None or ev.quality <= 0.0:
         return None
     beta = cfg.evidence_per_s * cfg.hop_s * ev.quality
     s = ev.spectrum
-    floor = 1e-3 * float(s.max())
-    return np.asarray(beta * np.log((s + floor) / (float(s.max()) + floor)), dtype=np.float64)
+    peak = float(s.max())
+    floor = 1e-3 * peak
+    ev.log_like = np.asarray(beta * np.log((s + floor) / (peak + floor)), dtype=np.float64)
+    return ev.log_like
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,6 +550,21 @@ class _ZeroPhase:
         y = np.ascontiguousarray(y[:, ::-1])
         y = _sosfilt_inplace(self._sos, y, self._zi * y[0, 0])
         return np.asarray(y[0, ::-1][pad : pad + x.size], dtype=np.float64)
+
+
+def _peaks(x: FloatArray, distance: int, prominence: float) -> NDArray[np.intp]:
+    """``find_peaks(x, distance=distance, prominence=prominence)[0]``, bit for bit.
+
+    The same compiled steps in the same order (local maxima, selection by distance, then by
+    prominence), without the wrapper's argument handling and property bookkeeping.
+    """
+    if _local_maxima_1d is None:  # pragma: no cover
+        return find_peaks(x, distance=distance, prominence=prominence)[0]
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    peaks = _local_maxima_1d(x)[0]
+    peaks = peaks[_select_by_peak_distance(peaks, x[peaks], float(distance))]
+    prom = _peak_prominences(x, peaks, -1)[0]
+    return peaks[prominence <= prom]
 
 
 def _median(x: FloatArray) -> float:
@@ -659,7 +715,7 @@ class _PpgAnalyzer:
         amp = float(hi_q - lo_q)
         if not amp > 0.0:
             return _Evidence(t_end, None, 0.0, {"good": good_frac})
-        pk, _ = find_peaks(c, distance=max(1, int(_MIN_IBI_S * fw)), prominence=0.3 * amp)
+        pk = _peaks(c, max(1, int(_MIN_IBI_S * fw)), 0.3 * amp)
         if not clean:
             pk = pk[~bad[pk]]
         if pk.size < 4:
@@ -667,7 +723,10 @@ class _PpgAnalyzer:
         # per beat: foot = minimum since the previous peak, peak = local maximum of x
         feet = np.minimum.reduceat(x, pk[:-1])
         half = max(1, int(round(0.12 * fw)))
-        tops = maximum_filter1d(x, size=2 * half + 1)[pk[1:]]
+        # = maximum_filter1d(x, 2 * half + 1)[pk[1:]]: only at the peaks (window clipped at the
+        # edges, which holds the same samples as the filter's reflected border)
+        nbr = np.minimum(np.maximum(pk[1:, np.newaxis] + np.arange(-half, half + 1), 0), x.size - 1)
+        tops = x[nbr].max(axis=1)
         pk_t = float(tw[0]) + self._refine(c, pk)  # session times of the peaks
         t_b = pk_t[1:]
         ibi = pk_t[1:] - pk_t[:-1]
@@ -686,7 +745,10 @@ class _PpgAnalyzer:
             idx = np.flatnonzero(ok)
             ok[idx[_robust_outliers(np.log(am[idx]), 4.0)]] = False
             med_amp = _median(am[ok])
-            dbw = np.abs(np.diff(bw, prepend=bw[0]))
+            dbw = np.empty_like(bw)  # = |np.diff(bw, prepend=bw[0])|, without the concatenation
+            dbw[0] = 0.0
+            np.subtract(bw[1:], bw[:-1], out=dbw[1:])
+            np.abs(dbw, out=dbw)
             ok &= dbw <= med_amp  # a baseline step larger than a pulse: motion, not breathing
         n_ok = int(ok.sum())
         if n_ok < 4:
@@ -707,12 +769,14 @@ class _PpgAnalyzer:
         details = {"good": good_frac, "beats": beat_frac, "hr_bpm": hr_bpm}
         min_len = int(0.5 * cfg.min_window_s * _SERIES_SFREQ)
         # the series: the baseline on the whole grid, the beat series inside the beats' span
-        # (one length: their spectra come from one FFT)
-        pairs: dict[str, tuple[FloatArray, FloatArray] | None] = {}
+        # (one length); all their spectra come from one FFT call
+        names: list[str] = []
+        groups: list[tuple[FloatArray, tuple[bool, ...]]] = []
         if "riiv" in cfg.modulations:
             s_riiv = np.interp(grid_t, tw, self._base.apply(xc))
             if s_riiv.size >= min_len:
-                pairs["riiv"] = grid.spectra(s_riiv[np.newaxis], (False,))[0]
+                names.append("riiv")
+                groups.append((s_riiv[np.newaxis], (False,)))
         beat_names = [m for m in cfg.modulations if m != "riiv"]
         if beat_names:
             tb = t_b[ok]
@@ -721,8 +785,9 @@ class _PpgAnalyzer:
                 stack = np.empty((len(beat_names), gi.size))
                 for row, m in zip(stack, beat_names):
                     row[:] = np.interp(gi, tb, series[m][ok])
-                fits = tuple(m in _FITTED_BACKGROUND for m in beat_names)
-                pairs.update(zip(beat_names, grid.spectra(stack, fits)))
+                names += beat_names
+                groups.append((stack, tuple(m in _FITTED_BACKGROUND for m in beat_names)))
+        pairs = dict(zip(names, (pair for group in grid.spectra_groups(groups) for pair in group)))
         for name in cfg.modulations:
             pair = pairs.get(name)
             if pair is None:
@@ -756,8 +821,15 @@ class _PpgAnalyzer:
         i = np.clip(pk, 1, c.size - 2)
         a, b, cc = c[i - 1], c[i], c[i + 1]
         den = a - 2.0 * b + cc
-        off = np.where(den < 0, 0.5 * (a - cc) / np.where(den < 0, den, -1.0), 0.0)
-        return np.asarray((i + np.clip(off, -0.5, 0.5)) / self.work_sfreq, dtype=np.float64)
+        curved = den < 0
+        if curved.all():  # strict maxima (the usual case): no plateau to guard
+            off = 0.5 * (a - cc) / den
+        else:
+            off = np.where(curved, 0.5 * (a - cc) / np.where(curved, den, -1.0), 0.0)
+        np.clip(off, -0.5, 0.5, out=off)
+        off += i
+        off /= self.work_sfreq
+        return off
 
 
 class _AccelAnalyzer:
