@@ -46,7 +46,8 @@ to rounding, ~1e-13 relative).  Interval records and estimates are built with in
 constructors that skip re-validating arrays the estimator made itself.  The streaming
 estimators feed the beat detector once per hop (with every sample up to the hop end), keep
 intervals and raw samples in append-only stores whose windows are read-only views, and
-:class:`CardiacEstimator` computes both windows with shared masks; the periodogram, the
+:class:`CardiacEstimator` selects both windows as slices (binary search) while the stored
+intervals are in time order (else with masks); the periodogram, the
 interpolation and the FIR moving averages call numpy's and scipy's compiled kernels without
 their Python wrappers.  None of this changes a bit of the output.
 """
@@ -249,11 +250,13 @@ class Intervals:
     ) -> Intervals:
         """Build a record from read-only 1-D views of equal length (no checks, no copies)."""
         self = object.__new__(cls)
-        object.__setattr__(self, "times", times)
-        object.__setattr__(self, "ibi_s", ibi_s)
-        object.__setattr__(self, "valid", valid)
-        object.__setattr__(self, "clean", clean)
-        object.__setattr__(self, "detect_times", detect_times)
+        # the slots' own setters: what object.__setattr__ does on the frozen record, faster
+        set_times, set_ibi, set_valid, set_clean, set_detect = _IV_SET
+        set_times(self, times)
+        set_ibi(self, ibi_s)
+        set_valid(self, valid)
+        set_clean(self, clean)
+        set_detect(self, detect_times)
         return self
 
     def select(self, mask: BoolArray) -> Intervals:
@@ -278,6 +281,7 @@ class Intervals:
 
 
 _IV_FIELDS = ("times", "ibi_s", "valid", "clean", "detect_times")
+_IV_SET = tuple(getattr(Intervals, name).__set__ for name in _IV_FIELDS)
 
 
 class IntervalCleaner:
@@ -344,6 +348,9 @@ class _IntervalStore:
     Rows are written into preallocated arrays; a snapshot is a record of read-only views of
     the live rows (made from read-only aliases, so no flag is set per snapshot).  Written rows
     never change and a full store moves to new arrays, so earlier snapshots stay valid.
+
+    The store also tracks whether the live rows are in time order and the latest detection
+    time, so a streaming estimator can select its windows by slicing (:meth:`ordered_by`).
     """
 
     def __init__(self, capacity: int = 512) -> None:
@@ -353,6 +360,9 @@ class _IntervalStore:
         self._aliases = [_read_only_alias(a) for a in self._arrays]
         self.start = 0  # first live row
         self.stop = 0  # one past the last row
+        self._sorted_from = 0  # rows [_sorted_from, stop) have finite, non-decreasing times
+        self._last_time = -math.inf  # time of the last row
+        self._max_detect = -math.inf  # latest detection time of any row (inf after a NaN one)
 
     def append(self, rows: list[tuple[float, float, bool, bool, float]]) -> None:
         m = len(rows)
@@ -364,11 +374,33 @@ class _IntervalStore:
                 new[:live] = old[self.start : self.stop]
             self._arrays, self._cap = arrays, cap
             self._aliases = [_read_only_alias(a) for a in arrays]
+            self._sorted_from = max(0, self._sorted_from - self.start)
             self.start, self.stop = 0, live
-        for j, row in enumerate(rows, start=self.stop):
-            for arr, v in zip(self._arrays, row, strict=True):
-                arr[j] = v
+        a_time, a_ibi, a_valid, a_clean, a_det = self._arrays
+        last, max_det = self._last_time, self._max_detect
+        for j, (t, ibi, valid, clean, det) in enumerate(rows, start=self.stop):
+            a_time[j] = t
+            a_ibi[j] = ibi
+            a_valid[j] = valid
+            a_clean[j] = clean
+            a_det[j] = det
+            if not t >= last:  # out of order, or NaN (which no sorted range may hold)
+                self._sorted_from = j if t == t else j + 1
+            last = t
+            if det > max_det:
+                max_det = det
+            elif det != det:
+                max_det = math.inf
+        self._last_time, self._max_detect = last, max_det
         self.stop += m
+
+    def ordered_by(self, t_end: float) -> bool:
+        """True if the live rows are in time order and were all detected by ``t_end``.
+
+        Then the rows of a window ``t_end - w < times <= t_end`` that were detected by
+        ``t_end`` are exactly a slice, found with ``searchsorted``.
+        """
+        return self.start >= self._sorted_from and self._max_detect <= t_end
 
     @property
     def first_time(self) -> float:
@@ -385,8 +417,9 @@ class _IntervalStore:
             self.start += 1
 
     def snapshot(self) -> Intervals:
-        sl = slice(self.start, self.stop)
-        return Intervals._views(*(a[sl] for a in self._aliases))
+        a, b = self.start, self.stop
+        times, ibi, valid, clean, det = self._aliases
+        return Intervals._views(times[a:b], ibi[a:b], valid[a:b], clean[a:b], det[a:b])
 
 
 def _read_only_alias(a: FloatArray | BoolArray) -> FloatArray | BoolArray:
@@ -542,6 +575,7 @@ class _SpecPlan:
     osc: tuple[int, int]
     peak_range: tuple[int, int]  # COHERENCE_PEAK_RANGE, both edges included
     n_bins: int  # bins any metric needs (all below TOTAL_BAND[1])
+    bin_denoms: FloatArray  # (n_bins,): denom for bin 0, denom / 2 for the others
     peak_bands: tuple[tuple[int, int], ...] = ()  # per bin of peak_range: its coherence band
 
 
@@ -573,6 +607,11 @@ def _spec_plan(n: int, fs: float) -> _SpecPlan:
         )
         for i in range(peak_range[0], peak_range[1])
     )
+    denom = fs * float(np.sum(w * w))
+    n_bins = max(lf[1], hf[1], total[1], osc[1], peak_range[1]) + 2
+    bin_denoms = np.full(n_bins, denom / 2.0)
+    bin_denoms[0] = denom
+    bin_denoms.flags.writeable = False
     return _SpecPlan(
         n=n,
         fs=fs,
@@ -580,7 +619,7 @@ def _spec_plan(n: int, fs: float) -> _SpecPlan:
         tc=tc,
         tt=float(np.dot(tc, tc)) or 1.0,
         window=w,
-        denom=fs * float(np.sum(w * w)),
+        denom=denom,
         nfft=nfft,
         freqs=freqs,
         df=float(freqs[1] - freqs[0]),
@@ -589,8 +628,9 @@ def _spec_plan(n: int, fs: float) -> _SpecPlan:
         total=total,
         osc=osc,
         peak_range=peak_range,
-        n_bins=max(lf[1], hf[1], total[1], osc[1], peak_range[1]) + 2,
+        n_bins=n_bins,
         peak_bands=peak_bands,
+        bin_denoms=bin_denoms,
     )
 
 
@@ -620,6 +660,15 @@ def _periodogram(x: FloatArray, plan: _SpecPlan, n_bins: int | None = None) -> F
     padded = np.zeros(x.shape[:-1] + (plan.nfft,))
     np.multiply(xd, plan.window, out=padded[..., :n])
     spec = _r2c(padded, (padded.ndim - 1,), True, 0, None, 1)  # = scipy.fft.rfft, forward, no scaling
+    if n_bins is not None and n_bins <= plan.n_bins:
+        # the first bins only: one division by ``denom`` (bin 0) or ``denom / 2`` (the others)
+        # gives the same bits as dividing by ``denom`` and doubling (scaling by 2 is exact)
+        spec = spec[..., :n_bins]
+        re, im = spec.real, spec.imag
+        psd = re * re
+        psd += im * im
+        psd /= plan.bin_denoms[:n_bins]
+        return psd
     if n_bins is not None:
         spec = spec[..., :n_bins]
     re, im = spec.real, spec.imag
@@ -761,9 +810,15 @@ def _spectral_window(
 
 def _hr_values(clean_ibi: FloatArray, window_s: float) -> tuple[float, float, float, float, float]:
     """Coverage, HR_BPM (value, quality) and IBI_MS (value, quality) of a window's clean intervals."""
-    coverage = min(1.0, float(_add_reduce(clean_ibi)) / window_s)
-    hr = _hr_value(clean_ibi)
+    total = float(_add_reduce(clean_ibi))
+    coverage = min(1.0, total / window_s)
     n = clean_ibi.shape[0]
+    if n >= 3 and math.isfinite(total):  # no NaN (or inf): Python's sort orders as np.sort
+        s = sorted(clean_ibi.tolist())
+        h = n // 2
+        hr = 60.0 / (s[h] if n % 2 else (s[h - 1] + s[h]) / 2.0)  # as _hr_value
+    else:
+        hr = _hr_value(clean_ibi)
     last_ibi = float(clean_ibi[n - 1]) * 1000.0 if n else math.nan
     q = coverage if math.isfinite(hr) else 0.0
     return coverage, hr, q, last_ibi, q if n else 0.0
@@ -870,6 +925,10 @@ class _BeatHopper:
         hop, and the detector gives the same beats for any split of its input, so fewer,
         longer calls change nothing but the per-call overhead.
         """
+        return [(t_hop, iv, raw) for t_hop, iv, raw, _ in self._push_hops(x, t)]
+
+    def _push_hops(self, x: FloatArray, t: FloatArray) -> list[tuple[float, Intervals, FloatArray, bool]]:
+        """As :meth:`_push_raw`, with a flag per hop: :meth:`_IntervalStore.ordered_by` the hop time."""
         n = x.shape[0]
         if n == 0:
             return []
@@ -884,7 +943,7 @@ class _BeatHopper:
         if first >= n:
             self._pending.append((_frozen(x), _frozen(t)))
             return []
-        out: list[tuple[float, Intervals, FloatArray]] = []
+        out: list[tuple[float, Intervals, FloatArray, bool]] = []
         history_s = self._history_s
         start = 0
         for e in range(first, n, hop):
@@ -899,7 +958,9 @@ class _BeatHopper:
                 store.append(self._cleaner._rows(beats))
             t_hop = float(t[e])
             store.drop_until(t_hop - history_s)
-            out.append((t_hop, store.snapshot(), _EMPTY if raw is None else raw.tail(end0 + e + 1)))
+            out.append(
+                (t_hop, store.snapshot(), _EMPTY if raw is None else raw.tail(end0 + e + 1), store.ordered_by(t_hop))
+            )
             start = e + 1
         if start < n:
             self._pending.append((_frozen(x[start:]), _frozen(t[start:])))
@@ -1039,19 +1100,28 @@ class CardiacEstimator(_BeatHopper):
         cfg = self.config
         w_hr, w_hrv = cfg.hr_window_s, cfg.hrv_window_s
         trusted = Estimate._trusted
-        for t_hop, iv, raw in self._push_raw(x, t):
+        for t_hop, iv, raw, ordered in self._push_hops(x, t):
             # = _hr_window(_window(iv, t_hop, w_hr), ...) and _hrv_window(_window(iv, t_hop,
-            # w_hrv), ...), sharing the masks and without building window records
-            times = iv.times
-            upto = times <= t_hop
-            upto &= iv.detect_times <= t_hop
-            m_hr = times > t_hop - w_hr
-            m_hr &= upto
-            m_hr &= iv.clean
-            coverage, hr, q_hr, last_ibi, q_ibi = _hr_values(iv.ibi_s[m_hr], w_hr)
-            m = times > t_hop - w_hrv
-            m &= upto
-            hrv = _hrv_values(times[m], iv.ibi_s[m], iv.clean[m], t_hop, w_hrv, cfg)
+            # w_hrv), ...), without building window records
+            times, ibi, clean = iv.times, iv.ibi_s, iv.clean
+            if ordered:
+                # the usual case (times in order, all detected by the hop): the windows'
+                # masks select slices, found by binary search (the same rows, fewer calls)
+                i1 = times.searchsorted(t_hop, "right")
+                i0 = times.searchsorted(t_hop - w_hr, "right")
+                coverage, hr, q_hr, last_ibi, q_ibi = _hr_values(ibi[i0:i1][clean[i0:i1]], w_hr)
+                i0 = times.searchsorted(t_hop - w_hrv, "right")
+                hrv = _hrv_values(times[i0:i1], ibi[i0:i1], clean[i0:i1], t_hop, w_hrv, cfg)
+            else:  # the masks, sharing the common part
+                upto = times <= t_hop
+                upto &= iv.detect_times <= t_hop
+                m_hr = times > t_hop - w_hr
+                m_hr &= upto
+                m_hr &= clean
+                coverage, hr, q_hr, last_ibi, q_ibi = _hr_values(ibi[m_hr], w_hr)
+                m = times > t_hop - w_hrv
+                m &= upto
+                hrv = _hrv_values(times[m], ibi[m], clean[m], t_hop, w_hrv, cfg)
             out.append(trusted(Metric.HR_BPM, hr, q_hr, t_hop))
             out.append(trusted(Metric.IBI_MS, last_ibi, q_ibi, t_hop))
             out.append(trusted(Metric.QUALITY_PPG, ppg_window_quality(raw, self.sfreq, coverage), 1.0, t_hop))

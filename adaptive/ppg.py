@@ -237,9 +237,9 @@ class Beats:
         read-only here, not copied).
         """
         self = object.__new__(cls)
-        for name, arr in zip(_FIELDS, arrays, strict=True):
+        for set_field, arr in zip(_BEATS_SET, arrays, strict=True):
             arr.flags.writeable = False
-            object.__setattr__(self, name, arr)
+            set_field(self, arr)
         return self
 
     @classmethod
@@ -252,8 +252,18 @@ class Beats:
         table.flags.writeable = False
         peak_samples.flags.writeable = False
         self = object.__new__(cls)
-        for i, name in enumerate(_FIELDS):
-            object.__setattr__(self, name, peak_samples if i == 1 else table[i])
+        # unrolled over _FIELDS (row 1 is replaced by the int64 samples)
+        r0, _, r2, r3, r4, r5, r6, r7, r8 = table
+        s0, s1, s2, s3, s4, s5, s6, s7, s8 = _BEATS_SET
+        s0(self, r0)
+        s1(self, peak_samples)
+        s2(self, r2)
+        s3(self, r3)
+        s4(self, r4)
+        s5(self, r5)
+        s6(self, r6)
+        s7(self, r7)
+        s8(self, r8)
         return self
 
     @classmethod
@@ -269,6 +279,12 @@ class Beats:
             return parts[0]
         return cls._trusted(*(np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS))
 
+
+# Setters of the slots of Beats, for the trusted constructors: a slot's member descriptor
+# stores the value exactly as ``object.__setattr__`` does on the frozen record, several times faster.
+_BEATS_SET = tuple(getattr(Beats, name).__set__ for name in _FIELDS)
+
+_add_reduce = np.add.reduce
 
 #: The record with no beats, shared (immutable) by every detector call that finds none.
 _EMPTY_BEATS = Beats.empty()
@@ -386,7 +402,7 @@ class _FrontEnd:
         if x.size == 0:
             return None
         bad: BoolArray | None = None
-        if not math.isfinite(float(x.sum())):  # a finite sum proves every sample finite
+        if not math.isfinite(float(_add_reduce(x))):  # a finite sum proves every sample finite
             mask = ~np.isfinite(x)
             if mask.any():
                 bad = mask
@@ -507,19 +523,24 @@ class _SignedDetector:
     def _feed(self, front: tuple[FloatArray, BoolArray | None, FloatArray, FloatArray]) -> Beats:
         """Process one block of the front end's output; return the beats it completes."""
         x, bad, f, t = front
-        if self._sign < 0:
-            x = -x
-            f = -f
-        y = np.maximum(f, 0.0)
-        y *= y
-        tp, self._zi1 = _fir_zi(self._b1, y, self._zi1, self._b1_rev)
-        tb, self._zi2 = _fir_zi(self._b2, y, self._zi2, self._b2_rev)
-        mean_y, self._zi_off = _iir_zi(self._b_off, self._a_off, y, self._zi_off)
         n = x.shape[0]
         j = self._reserve(n)
         k = j + n
         buf = self._buf
-        buf[_F, j:k] = f
+        # the band-passed signal of this polarity goes straight into the history (negated on
+        # the way for the inverted one: one call instead of negating and copying); the raw row
+        # keeps the input's own polarity (the obvious form stored -x and multiplied the two
+        # samples read per beat by the sign again: the same numbers, negation being exact)
+        f_row = buf[_F, j:k]
+        if self._sign < 0:
+            np.negative(f, out=f_row)
+        else:
+            f_row[...] = f
+        y = np.maximum(f_row, 0.0)
+        y *= y
+        tp, self._zi1 = _fir_zi(self._b1, y, self._zi1, self._b1_rev)
+        tb, self._zi2 = _fir_zi(self._b2, y, self._zi2, self._b2_rev)
+        mean_y, self._zi_off = _iir_zi(self._b_off, self._a_off, y, self._zi_off)
         buf[_X, j:k] = x
         buf[_T, j:k] = t
         buf[_TP, j:k] = tp
@@ -595,7 +616,7 @@ class _SignedDetector:
             self._block_start = self._next - self._max_block_n - 1
         if not rows:
             return _EMPTY_BEATS
-        table = np.array(rows, dtype=np.float64).T.copy()  # (9, n_beats), one row per field
+        table = np.array(list(zip(*rows)), dtype=np.float64)  # (9, n_beats), one row per field
         samples = table[1].astype(np.int64)
         return Beats._from_table(table, samples)
 
@@ -644,8 +665,8 @@ class _SignedDetector:
             float(int(round(p_frac - shift)) + self._front.n_skipped),
             float(foot_time),
             float(peak_val - foot_val),
-            self._sign * float(xx[p_raw - b0]),
-            self._sign * float(xx[q_raw - b0]),
+            float(xx[p_raw - b0]),  # the raw row holds the input as given (see _feed)
+            float(xx[q_raw - b0]),
             float(detect_time),
             corr,
             float(up_time),
@@ -907,7 +928,13 @@ class PulseDetector:
 
     def _recheck(self) -> None:
         """Switch polarity after two periods in a row where the other one is clearly more regular."""
-        regular = [_polarity_scores(Beats.concatenate(h), self.config)[0] for h in self._held]
+        # = _polarity_scores(Beats.concatenate(h), self.config)[0], joining only the two fields it reads
+        regular = [
+            _regular_seconds(
+                _join([b.upstroke_times for b in h]), _join([b.template_corr for b in h]), self.config.min_interval_s
+            )
+            for h in self._held
+        ]
         other = 1 - int(self._k or 0)
         period_s = self._calib_n / self.sfreq
         clearly = regular[other] >= _SWITCH_RATIO * regular[self._k or 0] and regular[other] >= _MIN_REGULAR_SHARE * period_s
@@ -929,7 +956,7 @@ class PulseDetector:
         0.1), normal is kept.
         """
         held = [Beats.concatenate(h) for h in self._held]
-        regular = [_polarity_scores(b, self.config)[0] for b in held]
+        regular = [_regular_seconds(b.upstroke_times, b.template_corr, self.config.min_interval_s) for b in held]
         elapsed_s = self._n / self.sfreq
         final = self._n >= _MAX_CALIB_ROUNDS * self._calib_n
         if max(regular) <= 0.0 or (not final and max(regular) < _MIN_REGULAR_SHARE * elapsed_s):
@@ -999,6 +1026,36 @@ def _polarity_scores(beats: Beats, config: PulseConfig) -> tuple[float, float]:
         return 0.0, math.inf
     rise = (beats.peak_times[1:] - beats.trough_times[1:])[ok] / ibi[ok]
     return float(np.sum(ibi[ok])), float(np.median(rise))
+
+
+def _regular_seconds(upstroke_times: FloatArray, template_corr: FloatArray, min_interval_s: float) -> float:
+    """``_polarity_scores(beats, config)[0]`` from the two fields it uses (same number, fewer calls).
+
+    The median is taken of Python floats (the intervals it sees are finite), as ``np.median``
+    computes it; NaN correlations fail ``>= 0.85`` as the zeros ``np.nan_to_num`` makes of them do.
+    """
+    if upstroke_times.shape[0] < 3:
+        return 0.0
+    ibi = upstroke_times[1:] - upstroke_times[:-1]  # np.diff
+    ok = ibi >= min_interval_s
+    ok &= ibi <= 2.0
+    vals = ibi[ok].tolist()
+    if not vals:
+        return 0.0
+    vals.sort()
+    h = len(vals) // 2
+    med = vals[h] if len(vals) % 2 else (vals[h - 1] + vals[h]) / 2.0
+    ok &= np.abs(ibi - med) <= 0.3 * med
+    good = template_corr >= 0.85
+    ok &= good[1:]
+    ok &= good[:-1]
+    kept = ibi[ok]
+    return float(np.add.reduce(kept)) if kept.shape[0] else 0.0  # = np.sum
+
+
+def _join(parts: list[FloatArray]) -> FloatArray:
+    """``np.concatenate(parts)`` (an empty array for no parts)."""
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _hold(x: FloatArray, last: float) -> FloatArray:

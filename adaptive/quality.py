@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._checks import check_chunk, check_positive
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
@@ -132,7 +133,9 @@ def ppg_window_quality(
     -------
     quality : float
     """
-    x = np.asarray(window, dtype=np.float64).reshape(-1)
+    x = window
+    if type(x) is not np.ndarray or x.ndim != 1 or x.dtype != np.float64:  # (the streaming windows are)
+        x = np.asarray(window, dtype=np.float64).reshape(-1)
     n = x.shape[0]
     if n == 0:
         return 0.0
@@ -144,11 +147,34 @@ def ppg_window_quality(
     # every sample finite (the usual case): the same shares with fewer calls
     flat = 0.0
     run = max(2, int(round(flat_run_s * sfreq)))
-    # flat_share's own early exit, inlined: too few repeats for one run of `run` samples
-    if n >= 2 and int(_add_reduce(x[1:] == x[:-1], dtype=np.intp)) >= run - 1:
-        flat = flat_share(x, run)
+    if n >= 2:
+        same = x[1:] == x[:-1]
+        # flat_share's own early exit, inlined (too few repeats for one run of `run` samples),
+        # then a test for any run of run - 1 repeats in a row before measuring the runs
+        if int(_add_reduce(same, dtype=np.intp)) >= run - 1 and _has_true_run(same, run - 1):
+            flat = flat_share(x, run)
     clip = _clip_share_finite(x, min_clip_samples)
-    return combine_quality(1.0, 1.0 - flat, 1.0 - clip, clean_coverage)
+    # = combine_quality(1.0, 1.0 - flat, 1.0 - clip, clean_coverage), whose first factor is 1
+    q = min(1.0, max(0.0, 1.0 - flat))
+    q *= min(1.0, max(0.0, 1.0 - clip))
+    cov = float(clean_coverage)
+    q *= 0.0 if math.isnan(cov) else min(1.0, max(0.0, cov))
+    return q
+
+
+def _has_true_run(mask: NDArray[np.bool_], k: int) -> bool:
+    """True if the 1-D ``mask`` holds ``k`` (>= 1) consecutive True values.
+
+    ``a[i]`` becomes "the run starting at ``i`` holds ``covered`` Trues" by and-ing shifted
+    copies, doubling ``covered`` each step (the last step overlaps): about log2(k) calls.
+    """
+    a = mask
+    covered = 1
+    while covered < k and a.shape[0]:
+        step = min(covered, k - covered)
+        a = a[:-step] & a[step:]
+        covered += step
+    return bool(a.any())
 
 
 _add_reduce = np.add.reduce
@@ -220,12 +246,21 @@ def accel_window_quality(
 
 
 def _accel_quality_finite(
-    x: FloatArray, sfreq: float, still_g: float, moving_g: float, flat_run_s: float, min_clip_samples: int
+    x: FloatArray,
+    sfreq: float,
+    still_g: float,
+    moving_g: float,
+    flat_run_s: float,
+    min_clip_samples: int,
+    row_sums: FloatArray | None = None,
 ) -> tuple[float, float]:
-    """:func:`accel_window_quality` of a window without missing samples (same numbers, row-vectorised)."""
+    """:func:`accel_window_quality` of a window without missing samples (same numbers, row-vectorised).
+
+    ``row_sums``, if given, is ``np.add.reduce(x, axis=1, keepdims=True)`` (a fresh array).
+    """
     # np.var(x, axis=1) written out as numpy computes it (same bits, without the wrapper)
     n = x.shape[1]
-    d = _add_reduce(x, axis=1, keepdims=True)
+    d = _add_reduce(x, axis=1, keepdims=True) if row_sums is None else row_sums
     d /= n
     d = x - d
     d *= d
@@ -509,9 +544,13 @@ class AccelQualityMonitor:
 
     def _estimate(self, win: FloatArray, t: float) -> Estimate:
         cfg = self.config
-        if win.shape[1] >= 2 and _all_finite(win):  # = accel_window_quality's own test and fast path
-            q, _ = _accel_quality_finite(win, self.sfreq, cfg.still_g, cfg.moving_g, cfg.flat_run_s, 3)
-            return Estimate._trusted(Metric.QUALITY_ACCEL, q, 1.0, t)
+        if win.shape[1] >= 2:
+            # = accel_window_quality's own test (_all_finite) and fast path, the test made on
+            # the row sums the variance needs anyway: finite row sums prove every sample finite
+            sums = _add_reduce(win, axis=1, keepdims=True)
+            if all(map(math.isfinite, sums.ravel().tolist())) or _all_finite(win):
+                q, _ = _accel_quality_finite(win, self.sfreq, cfg.still_g, cfg.moving_g, cfg.flat_run_s, 3, sums)
+                return Estimate._trusted(Metric.QUALITY_ACCEL, q, 1.0, t)
         q, _ = accel_window_quality(
             win, self.sfreq, still_g=cfg.still_g, moving_g=cfg.moving_g, flat_run_s=cfg.flat_run_s
         )
