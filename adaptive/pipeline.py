@@ -38,16 +38,23 @@ from .arousal import ArousalConfig, ArousalEstimator
 from .cardiac import CardiacConfig, CardiacEstimator
 from .eeg import EegConfig, EegEstimator
 from .quality import AccelQualityMonitor
-from .respiration import RespirationEstimator
+from .respiration import RespirationConfig, RespirationEstimator
 from .types import Chunk, Estimate, Metric, SignalKind, StreamSpec
 
-__all__ = ["PPG_CHANNEL_PREFERENCE", "DspPipeline", "PipelineConfig"]
+__all__ = ["PPG_CHANNEL_PREFERENCE", "STAGGERED_RESPIRATION", "DspPipeline", "PipelineConfig"]
 
 logger = logging.getLogger(__name__)
 
 #: PPG rows tried in this order (names from the Muse source and the simulated patient): the
 #: infrared channel pulses most strongly on a forehead sensor.
 PPG_CHANNEL_PREFERENCE: tuple[str, ...] = ("PPG_IR", "ppg2", "ppg1", "PPG_RED", "ppg3", "PPG", "ppg")
+
+#: Breathing estimator settings of a pipeline by default.  The EEG, cardiac and quality hops end
+#: on whole seconds of their streams, where decisions fall too; the accelerometer breathing hop
+#: ends a quarter second later and the PPG breathing hop (the heaviest) three quarters later,
+#: between decisions.  A real-time loop that advances every quarter second
+#: (:class:`~adaptive.session.SessionEngine`) so spreads one second's work over three ticks.
+STAGGERED_RESPIRATION = RespirationConfig(ppg_offset_s=0.75, accel_offset_s=0.25)
 
 _UNKNOWN = object()  # `_buffers` has no entry: not one of the pipeline's streams
 _STAMPS = itertools.count()  # source of `DspPipeline._stamp`
@@ -65,6 +72,9 @@ class PipelineConfig:
     eeg, cardiac, arousal : config or None
         Settings passed to the estimators (``None``: their defaults).  When the source has no
         EEG, arousal uses its PPG-only weights.
+    respiration : RespirationConfig or None
+        Settings of the breathing estimator; ``None``: its defaults with the hops staggered
+        (:data:`STAGGERED_RESPIRATION`).
     history_s : float
         Seconds of estimates kept for :meth:`DspPipeline.latest_at`.
     """
@@ -73,6 +83,7 @@ class PipelineConfig:
     eeg: EegConfig | None = None
     cardiac: CardiacConfig | None = None
     arousal: ArousalConfig | None = None
+    respiration: RespirationConfig | None = None
     history_s: float = 30.0
     extra: Mapping[str, object] = field(default_factory=dict)
 
@@ -134,6 +145,7 @@ class DspPipeline:
                 ppg_sfreq=None if ppg is None else ppg.sfreq,
                 accel_sfreq=None if accel is None else accel.sfreq,
                 accel_n_channels=3 if accel is None else len(accel.ch_names),
+                config=STAGGERED_RESPIRATION if cfg.respiration is None else cfg.respiration,
             )
         arousal_cfg = cfg.arousal
         if arousal_cfg is None:

@@ -182,6 +182,12 @@ class RespirationConfig:
         Standard deviation of that re-weighting around the hint, breaths/min.
     max_lag_s : float
         How long (in PPG data time) fused estimates wait for a lagging accelerometer stream.
+    ppg_offset_s, accel_offset_s : float
+        Phase of each stream's hops within ``hop_s`` (0 <= offset < hop_s): a PPG hop ends at
+        the sample whose 1-based index minus ``round(ppg_offset_s * sfreq)`` is a multiple of
+        the hop.  The offline twins use 0; :class:`~adaptive.pipeline.DspPipeline` staggers the
+        two streams' hops from the other estimators' so that one real-time tick does not carry
+        every estimator's work.
     """
 
     window_s: float = 64.0
@@ -199,6 +205,8 @@ class RespirationConfig:
     hint_gain: float = 1.0
     hint_width_brpm: float = 1.0
     max_lag_s: float = 5.0
+    ppg_offset_s: float = 0.0
+    accel_offset_s: float = 0.0
 
     def __post_init__(self) -> None:
         fix = "See RespirationConfig's docstring for the valid ranges."
@@ -228,6 +236,13 @@ class RespirationConfig:
         check_range("min_quality", self.min_quality, 0.0, 1.0, fix)
         check_range("hint_gain", self.hint_gain, 0.0, 10.0, fix)
         check_positive("hint_width_brpm", self.hint_width_brpm, fix)
+        for name in ("ppg_offset_s", "accel_offset_s"):
+            value = getattr(self, name)
+            if not 0.0 <= value < self.hop_s:
+                raise ValueError(
+                    f"Invalid value for {name!r}: expected 0 <= {name} < hop_s ({self.hop_s!r} s), got "
+                    f"{value!r}. Give the hop's phase in seconds."
+                )
         check_positive("max_lag_s", self.max_lag_s, fix)
 
 
@@ -939,8 +954,9 @@ class _StreamPath:
         cfg = self._cfg
         assert cfg.min_window_s is not None
         self._filter = SosFilter(self._sos)
+        offset = cfg.ppg_offset_s if self.kind == SignalKind.PPG else cfg.accel_offset_s
         self._windows = FixedHopWindows(self._n_buf, self.sfreq, cfg.min_window_s, cfg.hop_s,
-                                        capacity_s=cfg.window_s)
+                                        capacity_s=cfg.window_s, offset_s=offset)
         self.tracker.reset()
         self.last_time: float | None = None
         self.last_evidence: _Evidence | None = None
@@ -970,10 +986,10 @@ class _StreamPath:
         else:
             stacked[-1] = np.all(np.isfinite(raw), axis=0)
         out: list[tuple[_Evidence, float, float]] = []
-        hop_n, n, start = self._windows.hop_n, stacked.shape[1], 0
+        n, start = stacked.shape[1], 0
         while start < n:
             # push up to the next hop boundary, so the buffer holds exactly that hop's history
-            stop = min(n, start + hop_n - self._windows.n_total % hop_n)
+            stop = min(n, start + self._windows.to_boundary())
             done = self._windows.push(stacked[:, start:stop], chunk.times[start:stop])
             start = stop
             for _, t_end in done:

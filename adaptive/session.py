@@ -58,6 +58,12 @@ class SessionEngine:
         The pacing state machine.
     tick_s : float
         Decision period in seconds of data time.
+    advance_s : float
+        Period of the finer grid on which the pipeline is advanced (released estimates), a
+        whole fraction of ``tick_s``.  Decisions fall on every ``tick_s / advance_s``-th point.
+        Advancing more often than deciding lets estimators whose hops are staggered
+        (:data:`~adaptive.pipeline.STAGGERED_RESPIRATION`) work in different ticks, so that
+        no single tick of a real-time loop carries a whole second's work.
     max_wait_s : float
         A stream that lags the newest data by more than this no longer holds decisions back
         (it has stopped: the controller must see it to declare ``signal_lost``).  Decisions
@@ -69,7 +75,10 @@ class SessionEngine:
     controller: PacingController
     tick_s: float = 0.5
     max_wait_s: float = 5.0
-    _next_tick: float = math.nan
+    advance_s: float = 0.25
+    _next_tick: float = math.nan  # time of the next point of the advance grid
+    _next_k: int = field(default=0, init=False, repr=False, compare=False)  # its index on that grid
+    _per_tick: int = field(default=1, init=False, repr=False, compare=False)  # advance points per decision
     decisions: list[PacingDecision] = field(default_factory=list)
     # what the data horizon was last computed from (see `process`)
     _stamp_seen: int = field(default=-1, init=False, repr=False, compare=False)
@@ -81,6 +90,18 @@ class SessionEngine:
                 f"Invalid value for 'tick_s'/'max_wait_s': expected positive seconds, got "
                 f"{self.tick_s!r}/{self.max_wait_s!r}."
             )
+        per_tick = round(self.tick_s / self.advance_s) if self.advance_s > 0 else 0
+        if per_tick < 1 or abs(per_tick * self.advance_s - self.tick_s) > 1e-9 * self.tick_s:
+            raise ValueError(
+                f"Invalid value for 'advance_s': expected tick_s ({self.tick_s!r} s) divided by a whole "
+                f"number, got {self.advance_s!r}. Use e.g. advance_s=tick_s/2."
+            )
+        self._per_tick = per_tick
+
+    def _grid_time(self, k: int) -> float:
+        """Time of point ``k`` of the advance grid (decision points exactly ``n * tick_s``)."""
+        n, r = divmod(k, self._per_tick)
+        return n * self.tick_s + r * self.advance_s if r else n * self.tick_s
 
     def _data_horizon(self) -> float:
         """Latest time up to which every live stream has been received."""
@@ -115,7 +136,8 @@ class SessionEngine:
             if not len(times):
                 continue
             if next_tick != next_tick:  # NaN: the grid starts at the first sample of the session
-                next_tick = self._next_tick = math.ceil(float(times[0]) / self.tick_s) * self.tick_s
+                self._next_k = math.ceil(float(times[0]) / self.advance_s)
+                next_tick = self._next_tick = self._grid_time(self._next_k)
             if not check:
                 t_last = times[-1]
                 if t_last >= next_tick:
@@ -135,12 +157,14 @@ class SessionEngine:
         decisions: list[PacingDecision] = []
         horizon = self._data_horizon()
         while math.isfinite(horizon) and self._next_tick <= horizon:
-            t = self._next_tick
+            t, k = self._next_tick, self._next_k
             estimates += pipeline.advance(t)
-            decision = self.controller.step(pipeline.latest_at(t), now=t)
-            decisions.append(decision)
-            pipeline.set_pace_hint(decision.pace_brpm if decision.pacer_visible else None)
-            self._next_tick = round((t + self.tick_s) / self.tick_s) * self.tick_s
+            if k % self._per_tick == 0:
+                decision = self.controller.step(pipeline.latest_at(t), now=t)
+                decisions.append(decision)
+                pipeline.set_pace_hint(decision.pace_brpm if decision.pacer_visible else None)
+            self._next_k = k + 1
+            self._next_tick = self._grid_time(k + 1)
         self._stamp_seen = pipeline._stamp
         self._max_wait_seen = self.max_wait_s
         self.decisions += decisions

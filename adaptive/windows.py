@@ -76,8 +76,8 @@ class RingBuffer:
 class FixedHopWindows:
     """Cut a stream into windows of ``window_n`` samples every ``hop_n`` samples.
 
-    A window ends at every sample whose 1-based index is a multiple of ``hop_n`` and once at
-    least ``window_n`` samples have arrived, whatever the chunk sizes, so estimates computed on
+    A window ends at every sample whose 1-based index is a multiple of ``hop_n`` (shifted by
+    ``offset_s``) and once at least ``window_n`` samples have arrived, whatever the chunk sizes, so estimates computed on
     the windows are chunk-invariant.
 
     Parameters
@@ -91,6 +91,11 @@ class FixedHopWindows:
     capacity_s : float or None
         Seconds of history to keep (at least ``window_s``); longer lets a caller read a
         longer window with :meth:`history` for adaptive window lengths.
+    offset_s : float
+        Phase of the window ends within a hop, in seconds (``0 <= offset_s < hop_s``): windows
+        end at samples whose 1-based index minus ``round(offset_s * sfreq)`` is a multiple of
+        ``hop_n``.  Estimators with different offsets do their work at different times, which
+        spreads a real-time loop's load.
 
     Examples
     --------
@@ -108,10 +113,17 @@ class FixedHopWindows:
         window_s: float,
         hop_s: float,
         capacity_s: float | None = None,
+        offset_s: float = 0.0,
     ) -> None:
         sfreq = check_positive("sfreq", sfreq)
         self.window_n = max(1, int(round(check_positive("window_s", window_s) * sfreq)))
         self.hop_n = max(1, int(round(check_positive("hop_s", hop_s) * sfreq)))
+        if not 0.0 <= offset_s < hop_s:
+            raise ValueError(
+                f"Invalid value for 'offset_s': expected 0 <= offset_s < hop_s ({hop_s!r} s), got {offset_s!r}."
+            )
+        #: windows end at samples whose 1-based index minus this is a multiple of ``hop_n``
+        self.offset_n = int(round(offset_s * sfreq)) % self.hop_n
         cap = self.window_n if capacity_s is None else max(self.window_n, int(round(capacity_s * sfreq)))
         self._buf = RingBuffer(n_channels, cap)
 
@@ -119,6 +131,10 @@ class FixedHopWindows:
     def n_total(self) -> int:
         """Samples pushed so far."""
         return self._buf.n_total
+
+    def to_boundary(self) -> int:
+        """Samples still to push until the next window end (1..``hop_n``)."""
+        return self.hop_n - (self._buf.n_total - self.offset_n) % self.hop_n
 
     def history(self, n: int) -> tuple[FloatArray, FloatArray]:
         """Return the last ``n`` samples (up to the capacity) and their times."""
@@ -128,21 +144,21 @@ class FixedHopWindows:
         """Add samples; return ``(window, t_end)`` for every window completed by them."""
         out: list[tuple[FloatArray, float]] = []
         n = data.shape[1]
-        buf, hop_n, window_n = self._buf, self.hop_n, self.window_n
+        buf, hop_n, window_n, offset_n = self._buf, self.hop_n, self.window_n, self.offset_n
         if n == 0:
             return out
-        if (buf.n_total % hop_n) + n < hop_n:  # no window boundary in the chunk: one push
+        if ((buf.n_total - offset_n) % hop_n) + n < hop_n:  # no window boundary in the chunk: one push
             buf.push(data, times)
             return out
         start = 0
         while start < n:
             # samples until the next window boundary
-            to_boundary = hop_n - (buf.n_total % hop_n)
+            to_boundary = hop_n - ((buf.n_total - offset_n) % hop_n)
             stop = min(n, start + to_boundary)
             buf.push(data[:, start:stop], times[start:stop])
             start = stop
             total = buf.n_total
-            if total % hop_n == 0 and total >= window_n:
+            if (total - offset_n) % hop_n == 0 and total >= window_n:
                 win, t = buf.last(window_n)
                 out.append((win, float(t[-1])))
         return out

@@ -8,7 +8,7 @@ import pytest
 from adaptive.controller import PacingConfig, PacingController, PacingDecision
 from adaptive.pipeline import DspPipeline
 from adaptive.session import SessionEngine, TickResult, session_tick
-from adaptive.types import Chunk
+from adaptive.types import Chunk, Metric
 from sensors.clocks import ManualClock
 from sensors.simulated import SimulatedPatient
 
@@ -78,3 +78,25 @@ def test_session_tick_closes_the_loop_and_feeds_sinks() -> None:
     assert src.pace_brpm == pytest.approx(shown[-1].pace_brpm)  # the patient hears the pacer
     assert sum(len(r.decisions) for r in sink.results) == len(engine.decisions)
     assert sum(len(r.chunks) for r in sink.results) > 1000
+
+
+def test_advance_grid_keeps_decision_times_and_checks_its_period() -> None:
+    chunks = _chunks(0.05)
+    streams = SimulatedPatient("compliant", seed=5).streams
+    times, stage1 = {}, {}
+    for advance_s in (0.5, 0.25, 0.125):
+        engine = SessionEngine(DspPipeline(streams), PacingController(FAST), advance_s=advance_s)
+        released = []
+        for c in chunks[:4000]:
+            released += engine.process([c]).estimates
+        times[advance_s] = [d.time for d in engine.decisions]
+        # the estimators' own outputs (arousal combines what each advance releases)
+        stage1[advance_s] = sorted((e for e in released if e.metric is not Metric.AROUSAL),
+                                   key=lambda e: (e.time, e.metric))
+    # a finer advance grid releases estimates sooner: the same estimates, the same decision times
+    assert times[0.25] == times[0.5] == times[0.125]
+    assert len(times[0.5]) > 100
+    assert stage1[0.25] == stage1[0.5] == stage1[0.125]
+    for bad in (0.3, 0.0, 1.0):
+        with pytest.raises(ValueError, match="'advance_s'"):
+            SessionEngine(DspPipeline(streams), PacingController(FAST), advance_s=bad)

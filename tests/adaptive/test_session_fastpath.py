@@ -37,17 +37,20 @@ class _PlainEngine(SessionEngine):
             if chunk.n_times == 0:
                 continue
             if math.isnan(self._next_tick):
-                self._next_tick = math.ceil(float(chunk.times[0]) / self.tick_s) * self.tick_s
+                self._next_k = math.ceil(float(chunk.times[0]) / self.advance_s)
+                self._next_tick = self._grid_time(self._next_k)
             self.pipeline.update(chunk)
         decisions: list[PacingDecision] = []
         horizon = self._data_horizon()
         while math.isfinite(horizon) and self._next_tick <= horizon:
             t = self._next_tick
             estimates += self.pipeline.advance(t)
-            decision = self.controller.step(self.pipeline.latest_at(t), now=t)
-            decisions.append(decision)
-            self.pipeline.set_pace_hint(decision.pace_brpm if decision.pacer_visible else None)
-            self._next_tick = round((t + self.tick_s) / self.tick_s) * self.tick_s
+            if self._next_k % self._per_tick == 0:
+                decision = self.controller.step(self.pipeline.latest_at(t), now=t)
+                decisions.append(decision)
+                self.pipeline.set_pace_hint(decision.pace_brpm if decision.pacer_visible else None)
+            self._next_k += 1
+            self._next_tick = self._grid_time(self._next_k)
         self.decisions += decisions
         return TickResult(tuple(chunks), tuple(estimates), tuple(decisions))
 

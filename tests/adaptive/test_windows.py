@@ -62,3 +62,26 @@ def test_ring_buffer_rejects_bad_calls() -> None:
         RingBuffer(1, 0)
     with pytest.raises(ValueError, match="'n'"):
         RingBuffer(1, 5).last(6)
+
+
+@pytest.mark.parametrize("offset_s", [0.0, 0.3, 0.75])
+def test_offset_shifts_window_ends_and_keeps_chunk_invariance(offset_s: float) -> None:
+    def ends(edges: list[int]) -> list[float]:
+        w = FixedHopWindows(2, sfreq=10.0, window_s=2.0, hop_s=1.0, offset_s=offset_s)
+        out: list[float] = []
+        for a, b in zip(edges[:-1], edges[1:]):
+            out += [t for _, t in w.push(X[:, a:b], T[a:b])]
+        return out
+
+    ref = ends([0, 1000])
+    offset_n = round(offset_s * 10)
+    # a window ends at the sample whose 1-based index minus the offset is a multiple of 10,
+    # once 20 samples have arrived
+    expected = [T[i - 1] for i in range(20, 1001) if (i - offset_n) % 10 == 0]
+    assert ref == expected
+    assert ends([0, 3, 17, 18, 500, 999, 1000]) == ref
+
+
+def test_offset_must_lie_within_a_hop() -> None:
+    with pytest.raises(ValueError, match="'offset_s'"):
+        FixedHopWindows(1, sfreq=10.0, window_s=2.0, hop_s=1.0, offset_s=1.0)
