@@ -142,6 +142,11 @@ class EegConfig:
     ----------
     window_s, hop_s : float
         Analysis window and hop in seconds (4 s every 1 s: 0.25 Hz bins, 1 estimate/s).
+    hop_offset_s : float
+        Phase of the hops within ``hop_s`` (``0 <= hop_offset_s < hop_s``): a window ends at
+        the sample whose 1-based index minus ``round(hop_offset_s * sfreq)`` is a multiple of
+        the hop.  :class:`~adaptive.pipeline.DspPipeline` uses it to keep the EEG's work out of
+        the ticks that carry the other estimators' work.
     taper_nw : float
         Multitaper time-half-bandwidth product; ``K = 2 NW - 1`` tapers. 3 gives a 0.75 Hz
         half-bandwidth over 4 s (narrow enough for the 5 Hz alpha band) and 5 tapers.
@@ -186,6 +191,7 @@ class EegConfig:
 
     window_s: float = 4.0
     hop_s: float = 1.0
+    hop_offset_s: float = 0.0
     taper_nw: float = 3.0
     alpha_band: tuple[float, float] = (8.0, 13.0)
     broad_band: tuple[float, float] = (2.0, 40.0)
@@ -228,6 +234,9 @@ class EegConfig:
             raise _config_error(
                 "hop_s", f"at most window_s={self.window_s}", self.hop_s, "Windows would leave gaps."
             )
+        off = self.hop_offset_s
+        if not (isinstance(off, (int, float)) and 0.0 <= off < self.hop_s):
+            raise _config_error("hop_offset_s", f"a number in [0, hop_s={self.hop_s})", off)
         for name in ("min_baseline_quality", "max_missing"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
@@ -589,8 +598,8 @@ def _plan(n: int, sfreq: float, cfg: EegConfig) -> _Plan:
 class _HopFeed:
     """Fixed-hop windows of one stream, placed exactly as :class:`~adaptive.windows.FixedHopWindows`.
 
-    A window of ``window_n`` samples ends at every sample whose 1-based index is a multiple of
-    ``hop_n``, once ``window_n`` samples have arrived. Specialised for the EEG estimator: the
+    A window of ``window_n`` samples ends at every sample whose 1-based index (minus
+    ``offset_n``) is a multiple of ``hop_n``, once ``window_n`` samples have arrived. Specialised for the EEG estimator: the
     samples go into one linear buffer (shifted back only when it is full), a chunk that
     completes no window costs one slice copy, and windows are handed out as *views*, valid
     until the next :meth:`push` (:func:`_features` copies what it changes).
@@ -599,16 +608,19 @@ class _HopFeed:
     ----------
     n_channels, window_n, hop_n : int
         Rows, window length and hop in samples.
+    offset_n : int
+        Phase of the boundaries in samples (as ``FixedHopWindows``'s ``offset_s``).
     """
 
-    def __init__(self, n_channels: int, window_n: int, hop_n: int) -> None:
+    def __init__(self, n_channels: int, window_n: int, hop_n: int, offset_n: int = 0) -> None:
         self.window_n = window_n
         self.hop_n = hop_n
         self._size = 2 * window_n + 8 * hop_n  # a shift (copy of one window) every 8+ hops
         self._buf = np.empty((n_channels, self._size))
         self._pos = 0  # next write index
         self._n_total = 0  # samples pushed
-        self._to_boundary = hop_n  # samples until the next hop boundary
+        # samples until the next hop boundary (boundaries at n_total = offset_n (mod hop_n))
+        self._to_boundary = offset_n % hop_n or hop_n
 
     def push(self, data: FloatArray, times: FloatArray) -> Iterator[tuple[FloatArray, float]]:
         """Add samples; yield ``(window view, time of its last sample)`` for each window completed."""
@@ -1039,7 +1051,8 @@ class EegEstimator:
         # window placement as FixedHopWindows (same rounding to whole samples)
         self._window_n = max(1, int(round(self._cfg.window_s * self._sfreq)))
         self._hop_n = max(1, int(round(self._cfg.hop_s * self._sfreq)))
-        self._feed = _HopFeed(len(self._names), self._window_n, self._hop_n)
+        self._feed = _HopFeed(len(self._names), self._window_n, self._hop_n,
+                              int(round(self._cfg.hop_offset_s * self._sfreq)))
         plan = _plan(self._window_n, self._sfreq, self._cfg)
         self._work = _Workspace(plan, self._names, self._roles)
         self._state = _IndexState(self._cfg)
@@ -1108,7 +1121,8 @@ class EegEstimator:
 
     def reset(self) -> None:
         """Forget all data, smoothing and baseline (including one from :meth:`set_baseline`)."""
-        self._feed = _HopFeed(len(self._names), self._window_n, self._hop_n)
+        self._feed = _HopFeed(len(self._names), self._window_n, self._hop_n,
+                              int(round(self._cfg.hop_offset_s * self._sfreq)))
         self._state.reset()
         self._latest = None
         self._last = ()

@@ -41,7 +41,7 @@ from .quality import AccelQualityMonitor
 from .respiration import RespirationConfig, RespirationEstimator
 from .types import Chunk, Estimate, Metric, SignalKind, StreamSpec
 
-__all__ = ["PPG_CHANNEL_PREFERENCE", "STAGGERED_RESPIRATION", "DspPipeline", "PipelineConfig"]
+__all__ = ["PPG_CHANNEL_PREFERENCE", "STAGGERED_EEG", "STAGGERED_RESPIRATION", "DspPipeline", "PipelineConfig"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +49,15 @@ logger = logging.getLogger(__name__)
 #: infrared channel pulses most strongly on a forehead sensor.
 PPG_CHANNEL_PREFERENCE: tuple[str, ...] = ("PPG_IR", "ppg2", "ppg1", "PPG_RED", "ppg3", "PPG", "ppg")
 
-#: Breathing estimator settings of a pipeline by default.  The EEG, cardiac and quality hops end
-#: on whole seconds of their streams, where decisions fall too; the accelerometer breathing hop
-#: ends a quarter second later and the PPG breathing hop (the heaviest) three quarters later,
-#: between decisions.  A real-time loop that advances every quarter second
-#: (:class:`~adaptive.session.SessionEngine`) so spreads one second's work over three ticks.
+#: Breathing estimator settings of a pipeline by default.  The cardiac and quality hops end on
+#: whole seconds of their streams, the EEG hop half a second later (decisions fall on both);
+#: the accelerometer breathing hop ends a quarter second after the cardiac one and the PPG
+#: breathing hop (the heaviest) three quarters after it, between decisions.  A real-time loop
+#: that advances every quarter second (:class:`~adaptive.session.SessionEngine`) so spreads
+#: one second's work over four ticks.
 STAGGERED_RESPIRATION = RespirationConfig(ppg_offset_s=0.75, accel_offset_s=0.25)
+#: EEG estimator settings of a pipeline by default (see :data:`STAGGERED_RESPIRATION`).
+STAGGERED_EEG = EegConfig(hop_offset_s=0.5)
 
 _UNKNOWN = object()  # `_buffers` has no entry: not one of the pipeline's streams
 _STAMPS = itertools.count()  # source of `DspPipeline._stamp`
@@ -70,7 +73,8 @@ class PipelineConfig:
         PPG row to use; ``None`` takes the first of :data:`PPG_CHANNEL_PREFERENCE` present,
         else the first row.
     eeg, cardiac, arousal : config or None
-        Settings passed to the estimators (``None``: their defaults).  When the source has no
+        Settings passed to the estimators (``None``: their defaults; the EEG's with its hops
+        staggered, :data:`STAGGERED_EEG`).  When the source has no
         EEG, arousal uses its PPG-only weights.
     respiration : RespirationConfig or None
         Settings of the breathing estimator; ``None``: its defaults with the hops staggered
@@ -132,7 +136,8 @@ class DspPipeline:
         ppg = self._specs.get(SignalKind.PPG)
         accel = self._specs.get(SignalKind.ACCEL)
         if eeg is not None:
-            self._eeg = EegEstimator(ch_names=eeg.ch_names, sfreq=eeg.sfreq, config=cfg.eeg)
+            self._eeg = EegEstimator(ch_names=eeg.ch_names, sfreq=eeg.sfreq,
+                                     config=STAGGERED_EEG if cfg.eeg is None else cfg.eeg)
         if ppg is not None:
             self._ppg_row = _pick_ppg_row(ppg, cfg.ppg_channel)
             self._ppg_name = ppg.ch_names[self._ppg_row]

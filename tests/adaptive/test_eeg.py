@@ -442,3 +442,27 @@ def test_real_muse_relaxed_above_concentrating(shared_data: Path, subject: str) 
     # measured 0.87 / 0.28 (a) and 0.74 / 0.32 (b); require a clear gap, not the exact figures
     assert mean["relaxed"] > mean["concentrating"] + 0.25
     assert mean["relaxed"] > 0.6
+
+
+def test_hop_offset_shifts_the_window_ends() -> None:
+    from adaptive.eeg import EegConfig, EegEstimator
+    from adaptive.types import Chunk, SignalKind
+
+    fs, names = 256.0, ("TP9", "AF7", "AF8", "TP10")
+    x = np.random.default_rng(3).normal(0.0, 10.0, size=(4, int(12 * fs)))
+    t = np.arange(x.shape[1]) / fs
+
+    def times(offset_s: float, step: int) -> list[float]:
+        est = EegEstimator(ch_names=names, sfreq=fs, config=EegConfig(hop_offset_s=offset_s))
+        out: set[float] = set()
+        for i in range(0, x.shape[1], step):
+            out |= {e.time for e in est.update(Chunk(SignalKind.EEG, x[:, i : i + step], t[i : i + step], fs, names))}
+        return sorted(out)
+
+    plain, shifted = times(0.0, 12), times(0.5, 12)
+    assert plain[0] == t[int(4 * fs) - 1]  # first window after 4 s, then one per second
+    assert shifted[0] == t[int(4.5 * fs) - 1]  # the same, half a second later
+    assert np.allclose(np.diff(shifted), 1.0)
+    assert times(0.5, 100) == shifted  # still chunk-invariant
+    with pytest.raises(ValueError, match="hop_offset_s"):
+        EegConfig(hop_offset_s=1.0)
