@@ -101,7 +101,7 @@ class SessionEngine:
     def _grid_time(self, k: int) -> float:
         """Time of point ``k`` of the advance grid (decision points exactly ``n * tick_s``)."""
         n, r = divmod(k, self._per_tick)
-        return n * self.tick_s + r * self.advance_s if r else n * self.tick_s
+        return n * self.tick_s + r * self.advance_s  # r = 0 adds exactly 0.0
 
     def _data_horizon(self) -> float:
         """Latest time up to which every live stream has been received."""
