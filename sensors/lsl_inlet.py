@@ -709,7 +709,8 @@ class LslInletSource:
         (``PetalStream_ppg``).  Streams whose source_id starts with
         ``exclude_source_id_prefix`` (calmloop's own outlets) are ignored, and so are streams
         for which ``accept(description)`` is False (e.g. to keep one host's streams).  Other
-        keyword arguments go to the constructor.
+        keyword arguments go to the constructor.  It queries until two queries in a row find the
+        same kinds (about 2 s) or ``timeout_s`` passes.
 
         Raises
         ------
@@ -722,6 +723,7 @@ class LslInletSource:
         deadline = time.monotonic() + float(timeout_s)
         chosen: dict[SignalKind, LslStreamDescription] = {}
         visible: list[LslStreamDescription] = []
+        previous: set[SignalKind] | None = None
         while True:
             left = deadline - time.monotonic()
             infos = pylsl.resolve_streams(wait_time=max(min(1.0, left), 0.05))
@@ -743,7 +745,12 @@ class LslInletSource:
                         f"e.g. {k.value}='source_id:{next(iter(uniq.values())).source_id}'."
                     )
                 chosen[k] = next(iter(uniq.values()))
-            if SignalKind.EEG in chosen or SignalKind.PPG in chosen or time.monotonic() >= deadline:
+            # Stop once EEG or PPG is in sight and a second query finds the same kinds: answers
+            # to one query come in waves, and on the loopback scope a short query hears only
+            # some producers, so one query alone could miss the accelerometer.
+            settled = set(chosen) == previous
+            previous = set(chosen)
+            if (settled and (SignalKind.EEG in chosen or SignalKind.PPG in chosen)) or time.monotonic() >= deadline:
                 break
         if not (SignalKind.EEG in chosen or SignalKind.PPG in chosen):
             missing = [_Selector(k, "type", TYPE_ALIASES[k][0]) for k in (SignalKind.EEG, SignalKind.PPG)]
