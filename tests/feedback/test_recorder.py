@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -245,6 +246,8 @@ def test_kill_9_mid_session_leaves_a_readable_file(tmp_path, caplog):
     proc = subprocess.Popen([sys.executable, str(script), str(folder)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed_at = math.nan
+    guard = threading.Timer(120.0, proc.kill)  # a hung child ends the test, not the suite
+    guard.start()
     try:
         assert proc.stdout is not None
         for line in proc.stdout:  # blocks on the pipe: about 3 s of the child's wall time
@@ -256,6 +259,7 @@ def test_kill_9_mid_session_leaves_a_readable_file(tmp_path, caplog):
         reached = [float(x) for x in proc.stdout.read().split()] if proc.stdout else []
         killed_at = max([killed_at, *reached])
     finally:
+        guard.cancel()
         proc.kill()
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""

@@ -311,6 +311,25 @@ def collect(
     return got
 
 
+def wait_listed(keys: set[str]) -> dict[str, LslStreamDescription]:
+    """Wait (at most 2 WAIT_S) until every producer with these keys answers a listing.
+
+    A key is ``"source_id/name"``.  New outlets answer discovery queries once their responder
+    runs; on a loaded machine that can take longer than one short query, so tests that need
+    all of them wait first.  Returns the descriptions by key.
+    """
+    deadline = time.monotonic() + 2 * WAIT_S
+    seen: dict[str, LslStreamDescription] = {}
+    while time.monotonic() < deadline:
+        for d in list_lsl_streams(1.5):  # a short query misses answers that come late
+            if f"{d.source_id}/{d.name}" in keys:
+                seen[f"{d.source_id}/{d.name}"] = d
+        if set(seen) == keys:
+            return seen
+    visible = sorted(f"{d.source_id}/{d.name}" for d in list_lsl_streams(1.5))
+    raise AssertionError(f"LSL producers {sorted(keys - set(seen))} not listed within {2 * WAIT_S} s; visible: {visible}")
+
+
 def n_samples(chunks: Sequence[Chunk]) -> int:
     return sum(c.n_times for c in chunks)
 
@@ -412,6 +431,8 @@ def test_petal_producer_found_by_auto(uid: str, producers: list[Producer]) -> No
     acc = Producer("PetalStream_acceleration", "", ["x", "y", "z"], None, 52, f"petal-{uid}")
     tele = Producer("PetalStream_telemetry", "", ["battery", "fuel", "temp"], None, 0.1, f"petal-{uid}")
     producers += [eeg, ppg, acc, tele]
+    names = ("eeg", "ppg", "acceleration", "telemetry")
+    wait_listed({f"petal-{uid}/PetalStream_{n}" for n in names})  # auto() takes what answers first
     src = LslInletSource.auto(timeout_s=3.0, accept=lambda d: d.source_id == f"petal-{uid}")
     kinds = {s.kind: s for s in src.streams}
     assert set(kinds) == {S.EEG, S.PPG, S.ACCEL}
@@ -458,9 +479,10 @@ def test_ambiguous_string_and_irregular_streams_are_refused(uid: str, producers:
                   Producer(f"dup-{uid}", "EEG", ["Fz"], None, 100, f"b-{uid}"),
                   Producer(f"str-{uid}", "Markers", ["m"], None, 0, f"s-{uid}", fmt=pylsl.cf_string),
                   Producer(f"irr-{uid}", "EEG", ["Fz"], None, 0, f"i-{uid}")]
+    listed = wait_listed({f"{k}-{uid}/{n}-{uid}" for k, n in (("a", "dup"), ("b", "dup"), ("s", "str"), ("i", "irr"))})
+    seen = {d.source_id: d for d in listed.values()}
     with pytest.raises(SensorError, match="matches 2 LSL streams"):  # two headbands: never guess
         LslInletSource(eeg=f"dup-{uid}", timeout_s=1.0)
-    seen = {d.source_id: d for d in list_lsl_streams(1.0) if d.source_id.endswith(uid)}
     src = LslInletSource(eeg=seen[f"b-{uid}"], timeout_s=1.0)  # a description names exactly one
     assert src.descriptions[S.EEG].source_id == f"b-{uid}"
     src.stop()
