@@ -20,8 +20,10 @@ state is carried too.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
+import os
 import queue
 from dataclasses import dataclass
 
@@ -618,13 +620,65 @@ class AudioPlayer:
         return made
 
     def close(self) -> None:
-        """Stop and release the device (idempotent)."""
+        """Stop and release the device (idempotent).
+
+        The device is paused with the GIL released (see :func:`_pause_device_releasing_gil`);
+        once paused, SDL no longer calls back into Python, so closing it cannot deadlock.
+        """
         dev, self._device = self._device, None
         if dev is not None:
             try:
-                dev.pause(1)  # type: ignore[attr-defined]
+                if not _pause_device_releasing_gil(int(dev.deviceid)):  # type: ignore[attr-defined]
+                    dev.pause(1)  # type: ignore[attr-defined]
                 dev.close()  # type: ignore[attr-defined]
             except Exception as exc:  # pragma: no cover - shutting down anyway
                 logger.debug("audio close: %s", exc)
             if self._underruns:
                 logger.info("audio: %d underruns over %d callbacks", self._underruns, self._blocks_played)
+
+
+def _loaded_sdl2_path() -> str | None:
+    """Path of the SDL2 library this process has loaded (Linux: from /proc/self/maps)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.rsplit(" ", 1)[-1].strip()
+                name = os.path.basename(path)
+                if name.startswith("libSDL2") and ".so" in name and not any(
+                    part in name for part in ("_mixer", "_image", "_ttf", "_net")
+                ):
+                    return path
+    except OSError:
+        return None
+    return None
+
+
+_SDL2: ctypes.CDLL | None = None
+
+
+def _pause_device_releasing_gil(device_id: int) -> bool:
+    """Pause an SDL audio device through ctypes, which releases the GIL during the call.
+
+    pygame's ``AudioDevice.pause`` keeps the GIL while SDL waits for the device lock, and SDL's
+    audio thread holds that lock while pygame's callback wrapper waits for the GIL: the two
+    threads then wait on each other for ever (seen as a hung ``close``).  Calling
+    ``SDL_PauseAudioDevice`` of the same, already loaded library through ctypes lets the audio
+    thread finish its callback first.  Returns False where the library cannot be found (not
+    Linux), so the caller falls back to pygame's own call.
+    """
+    global _SDL2
+    if _SDL2 is None:
+        path = _loaded_sdl2_path()
+        if path is None:
+            return False
+        try:
+            lib = ctypes.CDLL(path)  # already loaded by pygame: the same instance and state
+            lib.SDL_PauseAudioDevice.argtypes = [ctypes.c_uint32, ctypes.c_int]
+            lib.SDL_PauseAudioDevice.restype = None
+        except (OSError, AttributeError) as exc:
+            logger.debug("audio: SDL2 at %s not usable through ctypes (%s)", path, exc)
+            return False
+        _SDL2 = lib
+    _SDL2.SDL_PauseAudioDevice(ctypes.c_uint32(device_id), 1)
+    return True
+

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +25,8 @@ from feedback.audio import (
     tone_block,
 )
 from feedback.scene import BreathInfo, BreathPacer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SFREQ = 8000.0  # low rate keeps the tests fast; nothing depends on the rate
 
@@ -255,3 +261,41 @@ def test_player_degrades_silently_without_a_device(
     assert "audio disabled" in caplog.text
     assert player.update(BreathInfo(0.0, False)) == 0
     player.close()
+
+
+OPEN_CLOSE_CHILD = """
+import sys
+from feedback.audio import AudioPlayer
+from feedback.scene import BreathInfo
+enabled = False
+for _ in range(int(sys.argv[1])):
+    player = AudioPlayer("tone", latency_s=0.01, block=64)  # a callback every 1.5 ms
+    enabled = player.enabled
+    player.update(BreathInfo(time=0.0, visible=False))
+    player.close()
+from feedback import audio
+print("closed", "ctypes" if audio._SDL2 is not None else "pygame", "enabled" if enabled else "silent")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the GIL-free pause finds SDL via /proc")
+def test_close_never_deadlocks_with_the_audio_callback(tmp_path: Path) -> None:
+    """Closing while SDL's audio thread is in the Python callback once hung the process.
+
+    pygame's ``AudioDevice.pause`` waited for SDL's device lock holding the GIL, while the audio
+    thread held that lock waiting for the GIL.  Before the fix about one run in three of 300
+    open/close cycles hung; the child runs 300 and is killed (SIGKILL: SDL catches SIGTERM)
+    if it does not finish in time.
+    """
+    script = tmp_path / "child.py"
+    script.write_text(OPEN_CLOSE_CHILD)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SDL_AUDIODRIVER": "dummy"}
+    try:
+        done = subprocess.run([sys.executable, str(script), "300"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("AudioPlayer open/close cycles hung: the pause/close deadlock is back")
+    assert done.returncode == 0, done.stderr
+    if "silent" in done.stdout:  # no SDL audio on this machine: nothing was opened or paused
+        pytest.skip("no SDL audio device here: " + done.stderr[-200:])
+    assert "closed ctypes enabled" in done.stdout, done.stdout + done.stderr
