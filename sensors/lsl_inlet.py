@@ -121,7 +121,8 @@ _G = 9.80665  # m/s^2 per g
 #: (5 s) in liblsl 1.18 (measured here).
 _LIST_WAIT_S = 1.0
 #: Extra listening after every stream was found, to notice a second match (two headbands).
-_AMBIGUITY_WAIT_S = 0.65
+#: Half a second past the unicast wave, so a loaded machine still hears its answers.
+_AMBIGUITY_WAIT_S = 1.0
 
 _MUSE_EEG_ORDER: tuple[str, ...] = ("TP9", "AF7", "AF8", "TP10", "AUX")
 _PPG_ALIASES: dict[str, str] = {
