@@ -6,6 +6,8 @@ import argparse
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -148,9 +150,16 @@ def run_closed_loop(
     if not isinstance(clock, ManualClock):
         clock.restart()
     step_s = MAX_SPEED_STEP_S if hasattr(source, "set_pace") else tick_s
+    # SIGTERM (a supervisor, the machine shutting down) ends the session at the end of the
+    # current tick, never inside one: the recording gets its footers and the summary says why.
+    # Signal handlers can only be set from the main thread.
+    terminated: list[int] = []
+    previous_term = None
+    if threading.current_thread() is threading.main_thread():
+        previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))
     source.start()
     try:
-        while True:
+        while not terminated:
             if max_speed:
                 assert isinstance(clock, ManualClock)
                 now = clock.advance(step_s)
@@ -194,9 +203,14 @@ def run_closed_loop(
                     time.sleep(max(0.0, next_frame - time.monotonic()))
                 else:
                     time.sleep(0.01)
+        else:
+            end_reason = "terminated by the system (SIGTERM)"
+            logger.warning("SIGTERM: the session ends and its recording is closed")
     except KeyboardInterrupt:
         end_reason = "stopped by the clinician (Ctrl-C)"
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         source.stop()
         if frontend is not None:
             frontend.close()

@@ -141,6 +141,10 @@ class PatientWindow:
         self._show_fps = bool(show_fps)
         self._fullscreen = bool(fullscreen)
         self._title = title
+        # SDL turns SIGINT/SIGTERM into a window-close request (which waits for a confirmation
+        # on screen) when no handler is set yet; the session loop handles both itself, whatever
+        # the order in which the window and the loop start.
+        os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
         pygame.display.init()
         pygame.font.init()
         pygame.display.set_caption(title)
