@@ -681,4 +681,3 @@ def _pause_device_releasing_gil(device_id: int) -> bool:
         _SDL2 = lib
     _SDL2.SDL_PauseAudioDevice(ctypes.c_uint32(device_id), 1)
     return True
-

@@ -751,7 +751,8 @@ class LslInletSource:
             # some producers, so one query alone could miss the accelerometer.
             settled = set(chosen) == previous
             previous = set(chosen)
-            if (settled and (SignalKind.EEG in chosen or SignalKind.PPG in chosen)) or time.monotonic() >= deadline:
+            headband = SignalKind.EEG in chosen or SignalKind.PPG in chosen
+            if (settled and headband) or time.monotonic() >= deadline:
                 break
         if not (SignalKind.EEG in chosen or SignalKind.PPG in chosen):
             missing = [_Selector(k, "type", TYPE_ALIASES[k][0]) for k in (SignalKind.EEG, SignalKind.PPG)]

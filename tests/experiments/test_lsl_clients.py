@@ -117,8 +117,10 @@ class LabRecorderCli:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        raise AssertionError(f"LabRecorderCLI started {self.n_started()} of {len(self.expected)} streams "
-                             f"within {timeout:.0f} s (exit code {self.proc.poll()}); it printed:\n{self.output()}")
+        raise AssertionError(
+            f"LabRecorderCLI started {self.n_started()} of {len(self.expected)} streams within "
+            f"{timeout:.0f} s (exit code {self.proc.poll()}); it printed:\n{self.output()}"
+        )
 
     def stop(self, timeout: float) -> int:
         """Press Enter (LabRecorderCLI writes the footer and exits); kill it if it hangs."""

@@ -44,7 +44,8 @@ def test_sigterm_ends_the_session_and_closes_the_recording(tmp_path: Path, headl
             "--out", str(out)] + (["--headless"] if headless else [])
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
     env.pop("SDL_NO_SIGNAL_HANDLERS", None)  # the window must set it itself
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
         folder = _wait_for_recording(out, proc)
         proc.send_signal(signal.SIGTERM)

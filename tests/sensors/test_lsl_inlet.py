@@ -327,7 +327,9 @@ def wait_listed(keys: set[str]) -> dict[str, LslStreamDescription]:
         if set(seen) == keys:
             return seen
     visible = sorted(f"{d.source_id}/{d.name}" for d in list_lsl_streams(1.5))
-    raise AssertionError(f"LSL producers {sorted(keys - set(seen))} not listed within {2 * WAIT_S} s; visible: {visible}")
+    raise AssertionError(
+        f"LSL producers {sorted(keys - set(seen))} not listed within {2 * WAIT_S} s; visible: {visible}"
+    )
 
 
 def n_samples(chunks: Sequence[Chunk]) -> int:
@@ -479,7 +481,8 @@ def test_ambiguous_string_and_irregular_streams_are_refused(uid: str, producers:
                   Producer(f"dup-{uid}", "EEG", ["Fz"], None, 100, f"b-{uid}"),
                   Producer(f"str-{uid}", "Markers", ["m"], None, 0, f"s-{uid}", fmt=pylsl.cf_string),
                   Producer(f"irr-{uid}", "EEG", ["Fz"], None, 0, f"i-{uid}")]
-    listed = wait_listed({f"{k}-{uid}/{n}-{uid}" for k, n in (("a", "dup"), ("b", "dup"), ("s", "str"), ("i", "irr"))})
+    pairs = (("a", "dup"), ("b", "dup"), ("s", "str"), ("i", "irr"))
+    listed = wait_listed({f"{k}-{uid}/{n}-{uid}" for k, n in pairs})
     seen = {d.source_id: d for d in listed.values()}
     with pytest.raises(SensorError, match="matches 2 LSL streams"):  # two headbands: never guess
         LslInletSource(eeg=f"dup-{uid}", timeout_s=1.0)
