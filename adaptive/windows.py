@@ -77,8 +77,8 @@ class FixedHopWindows:
     """Cut a stream into windows of ``window_n`` samples every ``hop_n`` samples.
 
     A window ends at every sample whose 1-based index is a multiple of ``hop_n`` (shifted by
-    ``offset_s``) and once at least ``window_n`` samples have arrived, whatever the chunk sizes, so estimates computed on
-    the windows are chunk-invariant.
+    ``offset_s``) and once at least ``window_n`` samples have arrived, whatever the chunk
+    sizes, so estimates computed on the windows are chunk-invariant.
 
     Parameters
     ----------
@@ -147,14 +147,12 @@ class FixedHopWindows:
         buf, hop_n, window_n, offset_n = self._buf, self.hop_n, self.window_n, self.offset_n
         if n == 0:
             return out
-        if ((buf.n_total - offset_n) % hop_n) + n < hop_n:  # no window boundary in the chunk: one push
+        if n < self.to_boundary():  # no window boundary in the chunk: one push
             buf.push(data, times)
             return out
         start = 0
         while start < n:
-            # samples until the next window boundary
-            to_boundary = hop_n - ((buf.n_total - offset_n) % hop_n)
-            stop = min(n, start + to_boundary)
+            stop = min(n, start + self.to_boundary())
             buf.push(data[:, start:stop], times[start:stop])
             start = stop
             total = buf.n_total
