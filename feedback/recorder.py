@@ -332,14 +332,16 @@ class SessionRecorder:
             If the recorder is closed, or a chunk's kind or channel count was not declared.
         """
         self._check_open()
-        for chunk in result.chunks:
-            entry = self._signal_ids.get(chunk.kind)
+        chunks = result.chunks
+        signal_ids = self._signal_ids
+        for chunk in chunks:
+            entry = signal_ids.get(chunk.kind)
             if entry is None:
                 raise ValueError(
                     f"Invalid value for 'result': a {chunk.kind.value} chunk, but the recorder was created "
-                    f"for {[k.value for k in self._signal_ids]}. Create it with source.streams."
+                    f"for {[k.value for k in signal_ids]}. Create it with source.streams."
                 )
-            if chunk.n_channels != len(entry[1].ch_names):
+            if chunk.data.shape[0] != len(entry[1].ch_names):
                 raise ValueError(
                     f"Invalid value for 'result': a {chunk.kind.value} chunk with {chunk.n_channels} "
                     f"channels, expected {len(entry[1].ch_names)} ({', '.join(entry[1].ch_names)})."
@@ -348,10 +350,14 @@ class SessionRecorder:
             self._dropped += 1
             return
         try:
-            for chunk in result.chunks:
-                if chunk.n_times:
-                    self._writer.write_numeric(self._signal_ids[chunk.kind][0], chunk.data.T, chunk.times)
-                    self._last_time = max(self._last_time, float(chunk.times[-1]))
+            write_numeric = self._writer.write_numeric
+            for chunk in chunks:
+                times = chunk.times
+                if times.shape[0]:
+                    write_numeric(signal_ids[chunk.kind][0], chunk.data.T, times)
+                    last = float(times[-1])
+                    if last > self._last_time:  # max(self._last_time, last)
+                        self._last_time = last
             if result.estimates:
                 times, rows = estimate_rows(result.estimates, self._metrics)
                 self._writer.write_numeric(self._est_id, rows, times)

@@ -219,6 +219,15 @@ def header_xml(info: XdfStreamInfo) -> bytes:
     return _xml_bytes(root)
 
 
+#: Heads of Samples chunks: [NumLengthBytes][Length][tag 3][StreamId][NumBytes][NumSamples], by
+#: the widths of Length and NumSamples (see :func:`encode_varlen`).
+_SAMPLES_HEADS = {
+    (w_len, w_n): struct.Struct("<B" + {1: "B", 4: "I", 8: "Q"}[w_len] + "HIB" + {1: "B", 4: "I", 8: "Q"}[w_n])
+    for w_len in (1, 4, 8)
+    for w_n in (1, 4, 8)
+}
+
+
 @dataclass(slots=True)
 class _StreamState:
     info: XdfStreamInfo
@@ -227,6 +236,22 @@ class _StreamState:
     n_samples: int = 0
     first_time: float = math.nan
     last_time: float = math.nan
+    n_channels: int = 0
+    # numeric streams: a reused record array whose TimeStampBytes are all 8, as its time and
+    # value fields and its bytes (replaced by a larger one when a chunk holds more samples)
+    capacity: int = 0
+    scratch_ts: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    scratch_v: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    scratch_bytes: memoryview = field(default_factory=lambda: memoryview(b""))
+
+    def grow(self, n: int) -> None:
+        """Make room for ``n`` samples in the scratch record array."""
+        assert self.record is not None
+        scratch = np.empty(max(n, 64), dtype=self.record)  # as large as the largest chunk written
+        scratch["tsb"] = 8
+        self.capacity = scratch.shape[0]
+        self.scratch_ts, self.scratch_v = scratch["ts"], scratch["v"]
+        self.scratch_bytes = memoryview(scratch.view(np.uint8))
 
 
 class XdfWriter:
@@ -353,7 +378,7 @@ class XdfWriter:
         record: np.dtype[np.void] | None = None
         if dtype is not None:
             record = np.dtype([("tsb", "u1"), ("ts", "<f8"), ("v", dtype, (info.channel_count,))])
-        self._streams[stream_id] = _StreamState(info, dtype, record)
+        self._streams[stream_id] = _StreamState(info, dtype, record, n_channels=info.channel_count)
         self._buffer += encode_chunk(TAG_STREAM_HEADER, struct.pack("<I", stream_id) + header_xml(info))
         self.flush()
         return stream_id
@@ -376,29 +401,41 @@ class XdfWriter:
             If the shapes do not match the stream or the stream holds strings.
         """
         self._check_open()
-        st = self._state(stream_id)
-        if st.record is None:
+        st = self._streams.get(stream_id) or self._state(stream_id)
+        record = st.record
+        if record is None:
             raise ValueError(
                 f"Invalid value for 'stream_id': stream {stream_id} ({st.info.name!r}) holds strings; "
                 "use write_strings()."
             )
         v = np.asarray(values)
         t = np.asarray(times, dtype=np.float64)
-        n = t.shape[0] if t.ndim == 1 else -1
-        if v.ndim != 2 or n < 0 or v.shape != (n, st.info.channel_count):
+        shape = t.shape
+        n = shape[0] if len(shape) == 1 else -1
+        if n < 0 or v.shape != (n, st.n_channels):
             raise ValueError(
-                f"Invalid value for 'values': expected shape (n_samples, {st.info.channel_count}) with "
+                f"Invalid value for 'values': expected shape (n_samples, {st.n_channels}) with "
                 f"times of shape (n_samples,), got {v.shape} and {t.shape}. Pass chunk.data.T."
             )
         if n == 0:
             return
-        samples = np.empty(n, dtype=st.record)
-        samples["tsb"] = 8
-        samples["ts"] = t
-        samples["v"] = v
-        content = struct.pack("<I", stream_id) + encode_varlen(n) + samples.tobytes()
-        self._buffer += encode_chunk(TAG_SAMPLES, content)
-        self._count(st, t)
+        # the bytes of encode_chunk(TAG_SAMPLES, StreamId + encode_varlen(n) + samples), built
+        # without intermediate byte strings: the samples in a reused record array (stamps
+        # flagged once), the chunk head packed in one call
+        if n > st.capacity:
+            st.grow(n)
+        st.scratch_ts[:n] = t
+        st.scratch_v[:n] = v
+        size = n * record.itemsize
+        w_n = 1 if n <= 0xFF else 4 if n <= 0xFFFFFFFF else 8
+        length = 7 + w_n + size  # tag, StreamId, varlen n, samples
+        w_len = 1 if length <= 0xFF else 4 if length <= 0xFFFFFFFF else 8
+        self._buffer += _SAMPLES_HEADS[w_len, w_n].pack(w_len, length, TAG_SAMPLES, stream_id, w_n, n)
+        self._buffer += st.scratch_bytes[:size]
+        if st.n_samples == 0:
+            st.first_time = float(t[0])
+        st.last_time = float(t[-1])
+        st.n_samples += n
         self._maybe_flush()
 
     def write_strings(

@@ -70,8 +70,10 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
+from numpy.typing import NDArray
 from brainflow.board_shim import BoardShim, BrainFlowPresets
 
+from adaptive._jit import kernel
 from adaptive.controller import PacingDecision
 from adaptive.errors import SensorError
 from adaptive.records import (
@@ -325,11 +327,16 @@ def repair_times(
 # XDF
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class _Chunk:
-    tag: int
-    start: int  # first byte of the chunk (its NumLengthBytes)
-    content: int  # first byte after the tag
-    end: int
+class _Chunks:
+    """The whole chunks of a file, in file order, as parallel arrays (one entry per chunk)."""
+
+    tag: NDArray[np.int64]
+    start: NDArray[np.int64]  # first byte of the chunk (its NumLengthBytes)
+    content: NDArray[np.int64]  # first byte after the tag
+    end: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return int(self.tag.shape[0])
 
 
 @dataclass(slots=True)
@@ -347,6 +354,10 @@ class _XdfStream:
     strings: list[list[str]] = field(default_factory=list)
     last_time: float = 0.0
     clock_offsets: list[tuple[float, float]] = field(default_factory=list)
+    # numeric samples decoded chunk by chunk (the slow path), keyed by chunk index, and the
+    # index of the last such chunk; merged with the vectorised ones by _merge_samples
+    slow: list[tuple[int, FloatArray, np.ndarray]] = field(default_factory=list)
+    last_slow: int = -1
 
     def labels(self) -> list[str]:
         out: list[str] = []
@@ -354,6 +365,28 @@ class _XdfStream:
         if chans is not None:
             out = [(c.findtext("label") or "").strip() for c in chans.findall("channel")]
         return out if len(out) == self.channel_count and all(out) else []
+
+
+@dataclass(frozen=True, slots=True)
+class _FastSamples:
+    """The Samples chunks of one numeric stream decoded at once (every sample stamped).
+
+    ``index`` holds the chunk index of every such chunk with at least one sample, ``bounds``
+    where its samples start and end (``bounds[k]:bounds[k + 1]``); ``times``/``values`` hold
+    the samples in chunk order.
+    """
+
+    index: NDArray[np.int64]
+    bounds: NDArray[np.int64]
+    times: FloatArray
+    values: np.ndarray
+
+    def last_stamp_before(self, chunk: int) -> tuple[int, float]:
+        """Chunk index and last stamp of the newest chunk before ``chunk`` (-1 if none)."""
+        k = int(np.searchsorted(self.index, chunk))
+        if k == 0:
+            return -1, 0.0
+        return int(self.index[k - 1]), float(self.times[int(self.bounds[k]) - 1])
 
 
 class _Corrupt(Exception):
@@ -395,16 +428,16 @@ def read_xdf(path: str | Path, *, strict: bool = False, rate_tolerance: float = 
         if strict:
             raise SensorError(f"{p}: {msg}; expected complete chunks (strict=True).")
         problems.append(msg)
-    if not chunks or chunks[0].tag != 1:
-        if chunks:
-            found = f"a chunk with tag {chunks[0].tag}"
+    if not len(chunks) or chunks.tag[0] != 1:
+        if len(chunks):
+            found = f"a chunk with tag {chunks.tag[0]}"
         elif problems:
             found = f"{problems[0]} (starting {buf[4:12].hex(' ')})"
         else:
             found = f"{len(buf) - 4} bytes that do not form a chunk"
         raise SensorError(f"{p}: corrupt or truncated XDF: expected a FileHeader chunk after the magic code, "
                           f"found {found}.")
-    header = _parse_xml(buf[chunks[0].content : chunks[0].end])
+    header = _parse_xml(buf[chunks.content[0] : chunks.end[0]])
     if header is None:
         raise SensorError(f"{p}: corrupt XDF: expected an XML file header, found text that does not parse.")
     streams, kept = _decode_chunks(buf, chunks, problems)
@@ -415,7 +448,8 @@ def read_xdf(path: str | Path, *, strict: bool = False, rate_tolerance: float = 
     version = header.findtext("calmloop/format_version")
     if version is not None:
         return _calmloop_recording(p, header, streams, problems, truncated is not None, version)
-    clean = _MAGIC + b"".join(buf[c.start : c.end] for c in kept)
+    view = memoryview(buf)
+    clean = _MAGIC + b"".join(view[a:b] for a, b in zip(chunks.start[kept].tolist(), chunks.end[kept].tolist()))
     return _foreign_xdf_recording(p, header, clean, problems, truncated is not None, rate_tolerance)
 
 
@@ -432,16 +466,63 @@ def _read_bytes(p: Path) -> bytes:
     return raw
 
 
-def _scan_chunks(buf: bytes) -> tuple[list[_Chunk], list[str], int | None]:
+# Input bytes are declared read-only (np.frombuffer of the file's bytes), any layout.
+_RO_BYTES = "Array(uint8, 1, 'A', readonly=True)"
+
+
+@kernel(f"Tuple((int64[:, :], int64))({_RO_BYTES}, int64)")
+def _whole_chunks(b, pos):  # pragma: no cover - compiled
+    """The common step of the ``_scan_chunks`` loop, run from ``pos`` while it applies.
+
+    Returns the ``(start, tag, end)`` of every consecutive chunk that is valid and complete
+    (NumLengthBytes 1, 4 or 8, Length >= 2, tag 1..6, end within the file), and where the
+    first byte that does not start such a chunk is (``len(b)`` when none).
+    """
+    n = b.shape[0]
+    rows = np.empty((min((n - pos) // 4 + 1, 4096), 3), dtype=np.int64)  # doubled when full
+    k = 0
+    p = pos
+    while p < n:
+        nb = np.int64(b[p])
+        if (nb != 1 and nb != 4 and nb != 8) or p + 3 + nb > n:
+            break
+        length = np.uint64(0)
+        for j in range(nb):
+            length |= np.uint64(b[p + 1 + j]) << np.uint64(8 * j)
+        if length < np.uint64(2) or length > np.uint64(n):
+            break
+        end = p + 1 + nb + np.int64(length)
+        tag = np.int64(b[p + 1 + nb]) | (np.int64(b[p + 2 + nb]) << 8)
+        if tag < 1 or tag > 6 or end > n:
+            break
+        if k == rows.shape[0]:
+            grown = np.empty((2 * k, 3), dtype=np.int64)
+            grown[:k] = rows
+            rows = grown
+        rows[k, 0] = p
+        rows[k, 1] = tag
+        rows[k, 2] = end
+        k += 1
+        p = end
+    return rows[:k].copy(), p
+
+
+def _scan_chunks(buf: bytes) -> tuple[_Chunks, list[str], int | None]:
     """Split the file into whole chunks.
 
     Returns the chunks, the problems met, and the offset where the file stops making sense
     (a cut or a corrupt tail), or None.  Corrupt bytes followed by a Boundary chunk are skipped.
     """
-    chunks: list[_Chunk] = []
+    b = np.frombuffer(buf, dtype=np.uint8)
+    runs: list[NDArray[np.int64]] = []
     problems: list[str] = []
+    truncated: int | None = None
     pos, n = len(_MAGIC), len(buf)
     while pos < n:
+        rows, pos = _whole_chunks(b, pos)  # every valid, complete chunk from pos on (compiled)
+        runs.append(rows)
+        if pos >= n:
+            break
         nb = buf[pos]
         head = pos + 1 + nb
         length = int.from_bytes(buf[pos + 1 : head], "little") if nb in (1, 4, 8) and head <= n else -1
@@ -449,18 +530,24 @@ def _scan_chunks(buf: bytes) -> tuple[list[_Chunk], list[str], int | None]:
         tag = int.from_bytes(buf[head : head + 2], "little") if head + 2 <= n else -1
         if nb in (1, 4, 8) and (head + 2 > n or (length >= 2 and tag in range(1, 7) and end > n)):
             if buf.find(_BOUNDARY_UUID, head) < 0:
-                return chunks, problems, pos  # the last chunk is incomplete: a cut file
+                truncated = pos  # the last chunk is incomplete: a cut file
+                break
         elif nb in (1, 4, 8) and length >= 2 and tag in range(1, 7):
-            chunks.append(_Chunk(tag, pos, head + 2, end))
+            runs.append(np.array([[pos, tag, end]], dtype=np.int64))
             pos = end
             continue
         found = buf.find(_BOUNDARY_UUID, pos + 1)
         if found < 0:
             problems.append(f"corrupt data from byte {pos} to the end ({n - pos} bytes)")
-            return chunks, problems, pos
+            truncated = pos
+            break
         problems.append(f"corrupt bytes {pos}..{found} skipped to the next boundary chunk")
         pos = found + len(_BOUNDARY_UUID)
-    return chunks, problems, None
+    rows = np.concatenate(runs) if runs else np.zeros((0, 3), dtype=np.int64)
+    start = np.ascontiguousarray(rows[:, 0])
+    content = start + 3 + b[start].astype(np.int64)  # after NumLengthBytes, Length and tag
+    chunks = _Chunks(np.ascontiguousarray(rows[:, 1]), start, content, np.ascontiguousarray(rows[:, 2]))
+    return chunks, problems, truncated
 
 
 def _parse_xml(raw: bytes) -> ET.Element | None:
@@ -471,50 +558,188 @@ def _parse_xml(raw: bytes) -> ET.Element | None:
 
 
 def _decode_chunks(
-    buf: bytes, chunks: list[_Chunk], problems: list[str]
-) -> tuple[dict[int, _XdfStream], list[_Chunk]]:
-    """Decode headers and samples; return the streams and the chunks that decoded."""
+    buf: bytes, chunks: _Chunks, problems: list[str]
+) -> tuple[dict[int, _XdfStream], NDArray[np.bool_]]:
+    """Decode headers and samples; return the streams and which chunks decoded (a mask).
+
+    Samples chunks of numeric streams whose every sample is stamped (what calmloop and
+    LabRecorder write) are decoded at once per stream by :func:`_fast_samples`; every other
+    chunk goes through the chunk-by-chunk decoding below, in file order, and the two are
+    merged in chunk order, so the result is that of decoding every chunk one by one.
+    """
+    n_chunks = len(chunks)
+    kept = np.zeros(n_chunks, dtype=bool)
+    sids = _stream_ids(buf, chunks)
+    # stream headers first (they do not depend on other chunks): which one each stream keeps
+    parsed: dict[int, _XdfStream | None] = {}
+    declared: dict[int, tuple[int, _XdfStream]] = {}
+    for i in np.flatnonzero((chunks.tag == 2) & (sids >= 0)).tolist():
+        sid = int(sids[i])
+        parsed[i] = stream = _stream_from_header(sid, buf[int(chunks.content[i]) + 4 : int(chunks.end[i])])
+        if stream is not None and sid not in declared:
+            declared[sid] = (i, stream)
+    fast: dict[int, _FastSamples] = {}
+    done = np.zeros(n_chunks, dtype=bool)  # decoded by _fast_samples
+    for sid, (h, stream) in declared.items():
+        if stream.fmt != "string":
+            fast[sid] = _fast_samples(buf, chunks, sids, sid, h, stream, done)
+    kept |= done
     streams: dict[int, _XdfStream] = {}
-    kept: list[_Chunk] = []
-    for c in chunks:
-        content = memoryview(buf)[c.content : c.end]
-        if c.tag in (1, 5):
-            kept.append(c)
+    view = memoryview(buf)
+    for i in np.flatnonzero(~done).tolist():
+        tag, start = int(chunks.tag[i]), int(chunks.start[i])
+        if tag in (1, 5):
+            kept[i] = True
             continue
-        if len(content) < 4:
-            problems.append(f"chunk at byte {c.start} (tag {c.tag}) too short for a stream id: skipped")
+        sid = int(sids[i])
+        if sid < 0:
+            problems.append(f"chunk at byte {start} (tag {tag}) too short for a stream id: skipped")
             continue
-        sid = int.from_bytes(content[:4], "little")
-        if c.tag == 2:
-            stream = _stream_from_header(sid, bytes(content[4:]))
+        if tag == 2:
+            stream = parsed[i]
             if stream is None:
-                problems.append(f"stream {sid}: invalid stream header at byte {c.start}: stream skipped")
+                problems.append(f"stream {sid}: invalid stream header at byte {start}: stream skipped")
                 continue
             if sid in streams:
-                problems.append(f"stream {sid}: a second header at byte {c.start} ignored")
+                problems.append(f"stream {sid}: a second header at byte {start} ignored")
                 continue
             streams[sid] = stream
-            kept.append(c)
+            kept[i] = True
             continue
         stream_or_none = streams.get(sid)
         if stream_or_none is None:
-            problems.append(f"chunk at byte {c.start} (tag {c.tag}) for unknown stream {sid}: skipped")
+            problems.append(f"chunk at byte {start} (tag {tag}) for unknown stream {sid}: skipped")
             continue
         st = stream_or_none
+        content = view[int(chunks.content[i]) : int(chunks.end[i])]
         try:
-            if c.tag == 3:
-                _decode_samples(st, content[4:])
-            elif c.tag == 4:
+            if tag == 3:
+                if st.fmt == "string":
+                    _decode_strings(st, content[4:])
+                else:
+                    done_before = fast.get(sid)
+                    if done_before is not None:  # the stamp before this chunk may come from a fast chunk
+                        j, t = done_before.last_stamp_before(i)
+                        if j > st.last_slow:
+                            st.last_time = t
+                    st.last_slow = i
+                    times, values = _decode_samples(st, content[4:])
+                    if times.shape[0]:
+                        st.slow.append((i, times, values))
+            elif tag == 4:
                 if len(content) != 20:
                     raise _Corrupt(f"clock offset of {len(content)} bytes, expected 20")
                 st.clock_offsets.append(cast(tuple[float, float], struct.unpack("<dd", content[4:20])))
         except (_Corrupt, ValueError, struct.error) as exc:
             problems.append(
-                f"stream {sid} ({st.name}): chunk at byte {c.start} does not decode ({exc}): skipped"
+                f"stream {sid} ({st.name}): chunk at byte {start} does not decode ({exc}): skipped"
             )
             continue
-        kept.append(c)
+        kept[i] = True
+    for sid, st in streams.items():
+        if sid in fast:
+            _merge_samples(st, fast[sid])
     return streams, kept
+
+
+def _stream_ids(buf: bytes, chunks: _Chunks) -> NDArray[np.int64]:
+    """The u32 stream id that starts each chunk's content (-1 if the content is shorter)."""
+    sids = np.full(len(chunks), -1, dtype=np.int64)
+    has_id = chunks.end - chunks.content >= 4
+    if has_id.any():
+        b = np.frombuffer(buf, dtype=np.uint8)
+        at = chunks.content[has_id]
+        sids[has_id] = _little_endian(b, at, 4)
+    return sids
+
+
+def _little_endian(b: NDArray[np.uint8], at: NDArray[np.int64], nbytes: int) -> NDArray[np.uint64]:
+    """Unsigned little-endian integers of ``nbytes`` bytes at offsets ``at`` of ``b``."""
+    out = np.zeros(at.shape[0], dtype=np.uint64)
+    for k in range(nbytes):
+        out |= b[at + k].astype(np.uint64) << np.uint64(8 * k)
+    return out
+
+
+def _fast_samples(
+    buf: bytes,
+    chunks: _Chunks,
+    sids: NDArray[np.int64],
+    sid: int,
+    header_index: int,
+    st: _XdfStream,
+    done: NDArray[np.bool_],
+) -> _FastSamples:
+    """Decode at once the Samples chunks of a numeric stream that need no per-sample work.
+
+    A chunk qualifies when it comes after the stream's header, its sample count is a valid
+    varlen integer, its size is exactly that of the count of stamped samples, and every
+    sample's TimeStampBytes is 8: what :func:`_decode_samples` would decode from the record
+    layout in one call.  Those chunks are marked in ``done``; the others are left to the
+    chunk-by-chunk decoding.
+    """
+    dtype = _NUMERIC[st.fmt]
+    record = np.dtype([("tsb", "u1"), ("ts", "<f8"), ("v", dtype, (st.channel_count,))])
+    size = record.itemsize
+    b = np.frombuffer(buf, dtype=np.uint8)
+    idx = np.flatnonzero((chunks.tag == 3) & (sids == sid))
+    idx = idx[idx > header_index]
+    at = chunks.content[idx] + 4  # the varlen sample count
+    end = chunks.end[idx]
+    ok = at < end
+    nb = np.zeros(idx.shape[0], dtype=np.int64)
+    nb[ok] = b[at[ok]]
+    ok &= ((nb == 1) | (nb == 4) | (nb == 8)) & (at + 1 + nb <= end)
+    count = np.zeros(idx.shape[0], dtype=np.uint64)
+    for width in (1, 4, 8):
+        sel = ok & (nb == width)
+        count[sel] = _little_endian(b, at[sel] + 1, width)
+    first = at + 1 + nb  # first byte of the samples
+    payload = np.where(ok, end - first, 0)
+    ok &= (payload % size == 0) & (count == (payload // size).astype(np.uint64))
+    idx, first, end = idx[ok], first[ok], end[ok]
+    counts = ((end - first) // size).astype(np.int64)
+    filled = counts > 0
+    idx_filled, counts_filled = idx[filled], counts[filled]
+    bounds = np.concatenate(([0], np.cumsum(counts_filled)))
+    # byte offset of every sample: chunk start + k * record size
+    offsets = np.repeat(first[filled] - bounds[:-1] * size, counts_filled) + np.arange(bounds[-1]) * size
+    # a record view starting at every byte of the file (records overlap: stride 1), from
+    # which the samples are gathered by offset, field by field, in one call each
+    n_records = max(len(buf) - size + 1, 0)
+    records = np.ndarray((n_records,), dtype=record, buffer=buf, strides=(1,))
+    unstamped = records["tsb"][offsets] != 8
+    if unstamped.any():  # chunks with a sample not stamped: decoded one by one instead
+        owner = np.repeat(np.arange(idx_filled.shape[0]), counts_filled)
+        bad = np.zeros(idx_filled.shape[0], dtype=bool)
+        bad[owner[unstamped]] = True
+        offsets = offsets[~bad[owner]]
+        idx = np.setdiff1d(idx, idx_filled[bad], assume_unique=True)
+        idx_filled, counts_filled = idx_filled[~bad], counts_filled[~bad]
+        bounds = np.concatenate(([0], np.cumsum(counts_filled)))
+    done[idx] = True
+    return _FastSamples(idx_filled, bounds, records["ts"][offsets], records["v"][offsets])
+
+
+def _merge_samples(st: _XdfStream, fast: _FastSamples) -> None:
+    """Put the fast and the chunk-by-chunk decoded samples of a stream into chunk order."""
+    if not st.slow:
+        if fast.index.shape[0]:
+            st.times.append(fast.times)
+            st.values.append(fast.values)
+        return
+    prev = 0
+    for i, times, values in st.slow:
+        cut = int(fast.bounds[np.searchsorted(fast.index, i)])
+        if cut > prev:
+            st.times.append(fast.times[prev:cut])
+            st.values.append(fast.values[prev:cut])
+        st.times.append(times)
+        st.values.append(values)
+        prev = cut
+    if fast.times.shape[0] > prev:
+        st.times.append(fast.times[prev:])
+        st.values.append(fast.values[prev:])
 
 
 def _stream_from_header(sid: int, raw: bytes) -> _XdfStream | None:
@@ -550,27 +775,32 @@ def _varlen(data: memoryview, pos: int) -> tuple[int, int]:
     return int.from_bytes(data[pos + 1 : pos + 1 + nb], "little"), pos + 1 + nb
 
 
-def _decode_samples(st: _XdfStream, data: memoryview) -> None:
+def _decode_strings(st: _XdfStream, data: memoryview) -> None:
+    """Decode one Samples chunk of a string stream (channels joined with ``|``)."""
     n, pos = _varlen(data, 0)
     step = 1.0 / st.srate if st.srate > 0 else 0.0
-    if st.fmt == "string":
-        times = np.empty(n)
-        values: list[str] = []
-        for k in range(n):
-            pos, times[k] = _stamp(st, data, pos, step)
-            chans = []
-            for _ in range(st.channel_count):
-                size, pos = _varlen(data, pos)
-                if pos + size > len(data):
-                    raise _Corrupt("string past the end of the chunk")
-                chans.append(bytes(data[pos : pos + size]).decode("utf-8", errors="replace"))
-                pos += size
-            values.append("|".join(chans))
-        if pos != len(data):
-            raise _Corrupt(f"{len(data) - pos} stray bytes after {n} samples")
-        st.times.append(times)
-        st.strings.append(values)
-        return
+    times = np.empty(n)
+    values: list[str] = []
+    for k in range(n):
+        pos, times[k] = _stamp(st, data, pos, step)
+        chans = []
+        for _ in range(st.channel_count):
+            size, pos = _varlen(data, pos)
+            if pos + size > len(data):
+                raise _Corrupt("string past the end of the chunk")
+            chans.append(bytes(data[pos : pos + size]).decode("utf-8", errors="replace"))
+            pos += size
+        values.append("|".join(chans))
+    if pos != len(data):
+        raise _Corrupt(f"{len(data) - pos} stray bytes after {n} samples")
+    st.times.append(times)
+    st.strings.append(values)
+
+
+def _decode_samples(st: _XdfStream, data: memoryview) -> tuple[FloatArray, np.ndarray]:
+    """Decode one Samples chunk of a numeric stream: times (n,) and values (n, n_channels)."""
+    n, pos = _varlen(data, 0)
+    step = 1.0 / st.srate if st.srate > 0 else 0.0
     dtype = _NUMERIC[st.fmt]
     width = st.channel_count * dtype.itemsize
     record = np.dtype([("tsb", "u1"), ("ts", "<f8"), ("v", dtype, (st.channel_count,))])
@@ -579,9 +809,7 @@ def _decode_samples(st: _XdfStream, data: memoryview) -> None:
         if n == 0 or bool(np.all(arr["tsb"] == 8)):
             if n:
                 st.last_time = float(arr["ts"][-1])
-                st.times.append(arr["ts"].astype(np.float64))
-                st.values.append(np.array(arr["v"]))
-            return
+            return arr["ts"].astype(np.float64), np.array(arr["v"])
     times = np.empty(n)
     vals = np.empty((n, st.channel_count), dtype=dtype)
     for k in range(n):
@@ -592,8 +820,7 @@ def _decode_samples(st: _XdfStream, data: memoryview) -> None:
         pos += width
     if pos != len(data):
         raise _Corrupt(f"{len(data) - pos} stray bytes after {n} samples")
-    st.times.append(times)
-    st.values.append(vals)
+    return times, vals
 
 
 def _stamp(st: _XdfStream, data: memoryview, pos: int, step: float) -> tuple[int, float]:
@@ -617,6 +844,8 @@ def _stamp(st: _XdfStream, data: memoryview, pos: int, step: float) -> tuple[int
 def _stream_arrays(st: _XdfStream) -> tuple[FloatArray, np.ndarray]:
     if not st.times:
         return np.zeros(0), np.zeros((0, st.channel_count))
+    if len(st.times) == 1 and len(st.values) == 1:  # one piece (decoded at once): no copy needed
+        return st.times[0], st.values[0]
     values = np.concatenate(st.values) if st.values else np.zeros((0, st.channel_count))
     return np.concatenate(st.times), values
 

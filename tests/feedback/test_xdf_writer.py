@@ -82,6 +82,34 @@ def test_chunk_length_counts_tag_and_content():
     assert big[:5] == b"\x04" + (302).to_bytes(4, "little") and big[5:7] == b"\x03\x00"
 
 
+@pytest.mark.parametrize("fmt", ["double64", "float32", "int64", "int32", "int16", "int8"])
+def test_samples_chunks_are_the_specified_bytes(tmp_path, fmt):
+    """Each write_numeric call is one Samples chunk: StreamId, varlen count, stamped samples.
+
+    Chunk sizes go up and down (1- and 4-byte varlen counts and lengths) so that the writer's
+    reused sample buffer is grown and partly reused; values are cast to the stream's format.
+    """
+    dtype = np.dtype({"double64": "<f8", "float32": "<f4", "int64": "<i8", "int32": "<i4", "int16": "<i2",
+                      "int8": "i1"}[fmt])
+    info = XdfStreamInfo("x", "misc", fmt, 10.0, (XdfChannel("a"), XdfChannel("b"), XdfChannel("c")))
+    rng = np.random.default_rng(1)
+    path = tmp_path / "a.xdf"
+    expected = []
+    with XdfWriter(path, wall_clock=FakeWall()) as w:
+        sid = w.add_stream(info)
+        for n in (1, 2, 300, 255, 256, 5, 1000, 3):
+            values = np.clip(rng.normal(0, 40, (3, n)), -120, 120).T  # transposed, as the recorder passes it
+            times = np.sort(rng.random(n)) + n
+            w.write_numeric(sid, values, times)
+            body = b"".join(
+                b"\x08" + struct.pack("<d", t) + row.astype(dtype).tobytes() for t, row in zip(times, values)
+            )
+            expected.append(encode_chunk(TAG_SAMPLES, struct.pack("<I", sid) + encode_varlen(n) + body))
+    raw = path.read_bytes()
+    samples = [raw[a:b] for a, tag, b in chunks_of(raw) if tag == TAG_SAMPLES]
+    assert samples == expected
+
+
 def test_file_starts_with_magic_and_header_xml(tmp_path):
     path = tmp_path / "a.xdf"
     with XdfWriter(path, header=(("calmloop", (("format_version", "1"),)),)):

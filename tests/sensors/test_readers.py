@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -279,6 +280,46 @@ def test_corrupt_bytes_are_skipped_to_the_next_boundary(tmp_path, caplog):
     (eeg,) = read_recording(path).streams
     assert "skipped to the next boundary" in caplog.text
     assert 0 < eeg.n_times < 60 and eeg.data[0, -1] == 5.0  # the end of the file survives
+
+
+@pytest.mark.parametrize("fmt", ["int16", "float32", "double64"])
+def test_samples_chunks_with_and_without_stamps_decode_in_file_order(tmp_path, fmt, caplog):
+    """Whole-stamped chunks (decoded at once) and chunks with unstamped samples (one by one) mix.
+
+    An unstamped sample is ``previous stamp + 1 / srate`` (XDF specification), the previous
+    stamp possibly in an earlier chunk; a Samples chunk before its stream header is skipped.
+    """
+    from feedback.xdf_writer import TAG_SAMPLES, TAG_STREAM_HEADER, encode_chunk, encode_varlen, header_xml
+
+    dtype = {"int16": "<i2", "float32": "<f4", "double64": "<f8"}[fmt]
+    cal = (("calmloop", (("kind", "eeg"), ("sfreq", "4.0"))),)
+    info = XdfStreamInfo("calmloop-eeg", "EEG", fmt, 4.0, (XdfChannel("TP9"), XdfChannel("AF7")), desc=cal)
+
+    def samples(values: np.ndarray, stamps: list[float | None]) -> bytes:
+        body = [struct.pack("<I", 1), encode_varlen(len(stamps))]
+        for row, t in zip(values, stamps):
+            body.append(b"\x00" if t is None else b"\x08" + struct.pack("<d", t))
+            body.append(row.astype(dtype).tobytes())
+        return encode_chunk(TAG_SAMPLES, b"".join(body))
+
+    path = tmp_path / "mixed.xdf"
+    XdfWriter(path, header=(("calmloop", (("format_version", "1"),)),)).close()  # magic + FileHeader
+    rng = np.random.default_rng(3)
+    rows = [rng.integers(-300, 300, size=(n, 2)).astype(np.float64) for n in (3, 2, 4, 300, 2, 1)]
+    with path.open("ab") as f:
+        f.write(samples(rows[0], [0.0, 0.25, 0.5]))  # before the stream header: skipped
+        f.write(encode_chunk(TAG_STREAM_HEADER, struct.pack("<I", 1) + header_xml(info)))
+        f.write(samples(rows[1], [1.0, 1.25]))  # every sample stamped
+        f.write(samples(rows[2], [None, 1.75, None, None]))  # 1.5, 1.75, 2.0, 2.25
+        f.write(samples(rows[3], [2.5 + k / 4 for k in range(300)]))  # a 4-byte varlen count
+        f.write(samples(rows[4], [None, None]))  # after a whole-stamped chunk: 77.5, 77.75
+        f.write(samples(rows[5], [80.0]))
+    caplog.set_level(logging.WARNING, logger="sensors.readers")
+    (eeg,) = read_recording(path).streams
+    times = np.concatenate(([1.0, 1.25, 1.5, 1.75, 2.0, 2.25], 2.5 + np.arange(300) / 4, [77.5, 77.75, 80.0]))
+    assert_array_equal(eeg.times, times)
+    assert_array_equal(eeg.data, np.concatenate([r.astype(dtype) for r in rows[1:]]).astype(np.float64).T)
+    assert "unknown stream 1" in caplog.text
 
 
 def test_newer_format_version_is_refused(tmp_path):
