@@ -47,16 +47,19 @@ constructors that skip re-validating arrays the estimator made itself.  The stre
 estimators feed the beat detector once per hop (with every sample up to the hop end), keep
 intervals and raw samples in append-only stores whose windows are read-only views, and
 :class:`CardiacEstimator` selects both windows as slices (binary search) while the stored
-intervals are in time order (else with masks); the periodogram, the
-interpolation and the FIR moving averages call numpy's and scipy's compiled kernels without
-their Python wrappers.  None of this changes a bit of the output.
+intervals are in time order (else with masks).  The per-hop work runs in compiled kernels
+(:mod:`adaptive._jit`): the interval rules (:func:`_clean_beats`), both windows' statistics,
+the PPG quality and the tachograms up to the FFT (:func:`_cardiac_hop`, :func:`_hrv_prepare`)
+and the band powers (:func:`_spectral_values`); the FFT is numpy's pocketfft, called without
+its wrapper.  The kernels keep the numpy forms' arithmetic (sums in numpy's pairwise order,
+``np.interp``'s formula); only the detrend's dot product is summed in another order than
+BLAS, which changes the spectral values by rounding (~1e-16 relative).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -65,8 +68,9 @@ import scipy.fft
 from numpy.typing import NDArray
 
 from ._checks import check_chunk, check_option, check_positive, check_range
+from ._jit import kernel
 from .ppg import Beats, PulseConfig, PulseDetector, ppg_beats, ppg_peaks
-from .quality import _last_n, _Tail, ppg_window_quality
+from .quality import _last_n, _pairwise_sum, _ppg_quality_finite, _Tail, ppg_window_quality
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
 
 try:  # compiled kernels behind np.interp and scipy.fft.rfft, called without their wrappers
@@ -107,6 +111,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BoolArray = NDArray[np.bool_]
+
+# kernel argument types: input arrays read-only (writeable ones match too), any layout
+_RO1 = "Array(float64, 1, 'A', readonly=True)"
+_RO_BOOL = "Array(boolean, 1, 'A', readonly=True)"
+_RO_C2 = "Array(complex128, 2, 'A', readonly=True)"
 
 LF_BAND = (0.04, 0.15)
 HF_BAND = (0.15, 0.40)
@@ -300,46 +309,106 @@ class IntervalCleaner:
 
     def reset(self) -> None:
         """Forget all beats."""
-        self._last_time: float | None = None
-        self._last_corr = math.nan
-        self._recent: deque[float] = deque(maxlen=int(self.config.ref_n))
+        # state read and written by _clean_beats: time and correlation of the last beat, whether
+        # there is one; the last ref_n in-range intervals (a ring) with their count and next slot
+        self._last = np.array([math.nan, math.nan, 0.0])
+        self._recent = np.zeros(max(1, int(self.config.ref_n)))
+        self._ring = np.zeros(2, dtype=np.int64)
+        cfg = self.config
+        self._params = np.array([cfg.min_ibi_s, cfg.max_ibi_s, cfg.max_jump, cfg.min_template_corr])
 
     def add(self, beats: Beats) -> Intervals:
         """Add beats (in time order) and return the intervals they complete."""
-        rows = self._rows(beats)
-        if not rows:
-            return Intervals.concatenate([])
-        t, ibi, valid, clean, det = zip(*rows, strict=True)
-        return Intervals._trusted(
-            np.array(t, dtype=np.float64),
-            np.array(ibi, dtype=np.float64),
-            np.array(valid, dtype=bool),
-            np.array(clean, dtype=bool),
-            np.array(det, dtype=np.float64),
-        )
+        n = len(beats)
+        t, ibi, det = np.empty(n), np.empty(n), np.empty(n)
+        valid, clean = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+        m, *_ = self._write(beats, t, ibi, valid, clean, det, 0, -math.inf, -math.inf)
+        m = int(m)
+        return Intervals._trusted(t[:m], ibi[:m], valid[:m], clean[:m], det[:m])
 
-    def _rows(self, beats: Beats) -> list[tuple[float, float, bool, bool, float]]:
-        """Add beats; return the completed intervals as (time, ibi, valid, clean, detect time) rows."""
-        cfg = self.config
-        times = (beats.upstroke_times if cfg.fiducial == "upstroke" else beats.peak_times).tolist()
-        corrs = beats.template_corr.tolist()
-        dets = beats.detect_times.tolist()
-        thr = cfg.min_template_corr
-        out = []
-        for t, corr, det in zip(times, corrs, dets, strict=True):
-            if self._last_time is not None:
-                ibi = t - self._last_time
-                in_range = cfg.min_ibi_s <= ibi <= cfg.max_ibi_s
-                valid = in_range
-                if valid and self._recent:
-                    ref = _median_of(self._recent)
-                    valid = abs(ibi - ref) <= cfg.max_jump * ref
-                if in_range:
-                    self._recent.append(ibi)
-                clean = valid and corr >= thr and self._last_corr >= thr  # NaN compares False
-                out.append((t, ibi, valid, clean, det))
-            self._last_time, self._last_corr = t, corr
-        return out
+    def _write(
+        self,
+        beats: Beats,
+        a_time: FloatArray,
+        a_ibi: FloatArray,
+        a_valid: BoolArray,
+        a_clean: BoolArray,
+        a_det: FloatArray,
+        j0: int,
+        last_time: float,
+        max_det: float,
+    ) -> tuple[float, float, float, float]:
+        """Add beats; write the intervals they complete to the arrays from row ``j0`` on.
+
+        Returns the number of rows written and, for :class:`_IntervalStore`, the first row of
+        the time-ordered tail, the last row's time and the latest detection time (see
+        :func:`_clean_beats`), given ``last_time`` and ``max_det`` before them.
+        """
+        times = beats.upstroke_times if self.config.fiducial == "upstroke" else beats.peak_times
+        return _clean_beats(  # type: ignore[no-any-return]
+            times, beats.template_corr, beats.detect_times, self._params, self._last, self._recent,
+            self._ring, a_time, a_ibi, a_valid, a_clean, a_det, j0, last_time, max_det,
+        )  # fmt: skip
+
+
+@kernel(
+    f"UniTuple(float64, 4)({_RO1}, {_RO1}, {_RO1}, {_RO1}, float64[:], float64[:], int64[:],"
+    " float64[:], float64[:], boolean[:], boolean[:], float64[:], int64, float64, float64)"
+)
+def _clean_beats(  # pragma: no cover - compiled
+    times, corrs, dets, params, last, recent, ring, a_time, a_ibi, a_valid, a_clean, a_det, j0, last_time, max_det
+):
+    """The rules of :class:`IntervalCleaner` over a run of beats, rows written from ``j0`` on.
+
+    Replaces a Python loop: each interval is valid if in ``[min_ibi, max_ibi]`` and within
+    ``max_jump`` of the median of the previous ``ref_n`` in-range intervals (``np.median``
+    arithmetic), clean if valid and both beats correlate >= the threshold (NaN fails).
+    ``last`` = (time, correlation, has a last beat); ``recent``/``ring`` = the in-range ring
+    and (count, next slot).  Also tracks, for :class:`_IntervalStore`, the first row of the
+    time-ordered tail (-1: unchanged), the last row's time and the latest detection time (inf
+    after a NaN one).  Returns (rows written, that row, last time, latest detection).
+    """
+    min_ibi, max_ibi, max_jump, thr = params[0], params[1], params[2], params[3]
+    ref_n = recent.shape[0]
+    sorted_from = -1.0
+    j = j0
+    srt = np.empty(ref_n)
+    for k in range(times.shape[0]):
+        t, corr, det = times[k], corrs[k], dets[k]
+        if last[2] != 0.0:
+            ibi = t - last[0]
+            in_range = min_ibi <= ibi <= max_ibi
+            valid = in_range
+            count = ring[0]
+            if valid and count:
+                for i in range(count):
+                    srt[i] = recent[i]
+                s = np.sort(srt[:count])
+                h = count // 2
+                ref = s[h] if count % 2 else (s[h - 1] + s[h]) / 2.0
+                valid = abs(ibi - ref) <= max_jump * ref
+            if in_range:  # the ring keeps the last ref_n (a deque with maxlen)
+                recent[ring[1]] = ibi
+                ring[1] = (ring[1] + 1) % ref_n
+                if count < ref_n:
+                    ring[0] = count + 1
+            a_time[j] = t
+            a_ibi[j] = ibi
+            a_valid[j] = valid
+            a_clean[j] = valid and corr >= thr and last[1] >= thr
+            a_det[j] = det
+            if not t >= last_time:  # out of order, or NaN (which no sorted range may hold)
+                sorted_from = j if t == t else j + 1
+            last_time = t
+            if det > max_det:
+                max_det = det
+            elif det != det:
+                max_det = math.inf
+            j += 1
+        last[0] = t
+        last[1] = corr
+        last[2] = 1.0
+    return float(j - j0), sorted_from, last_time, max_det
 
 
 class _IntervalStore:
@@ -364,8 +433,8 @@ class _IntervalStore:
         self._last_time = -math.inf  # time of the last row
         self._max_detect = -math.inf  # latest detection time of any row (inf after a NaN one)
 
-    def append(self, rows: list[tuple[float, float, bool, bool, float]]) -> None:
-        m = len(rows)
+    def _room(self, m: int) -> None:
+        """Make room for ``m`` more rows (moving the live rows to new arrays if needed)."""
         if self.stop + m > self._cap:
             live = self.stop - self.start
             cap = max(self._cap, 2 * (live + m))
@@ -376,6 +445,11 @@ class _IntervalStore:
             self._aliases = [_read_only_alias(a) for a in arrays]
             self._sorted_from = max(0, self._sorted_from - self.start)
             self.start, self.stop = 0, live
+
+    def append(self, rows: list[tuple[float, float, bool, bool, float]]) -> None:
+        """Add rows of (time, ibi, valid, clean, detect time)."""
+        m = len(rows)
+        self._room(m)
         a_time, a_ibi, a_valid, a_clean, a_det = self._arrays
         last, max_det = self._last_time, self._max_detect
         for j, (t, ibi, valid, clean, det) in enumerate(rows, start=self.stop):
@@ -393,6 +467,17 @@ class _IntervalStore:
                 max_det = math.inf
         self._last_time, self._max_detect = last, max_det
         self.stop += m
+
+    def append_beats(self, cleaner: IntervalCleaner, beats: Beats) -> None:
+        """Add the intervals that ``beats`` complete (through ``cleaner``): as :meth:`append` of its rows."""
+        self._room(len(beats))
+        j = self.stop
+        n_rows, sorted_from, self._last_time, self._max_detect = cleaner._write(
+            beats, *self._arrays, j, self._last_time, self._max_detect
+        )
+        if sorted_from >= 0:
+            self._sorted_from = int(sorted_from)
+        self.stop = j + int(n_rows)
 
     def ordered_by(self, t_end: float) -> bool:
         """True if the live rows are in time order and were all detected by ``t_end``.
@@ -426,14 +511,6 @@ def _read_only_alias(a: FloatArray | BoolArray) -> FloatArray | BoolArray:
     v = a.view()
     v.flags.writeable = False
     return v
-
-
-def _median_of(values: deque[float] | list[float]) -> float:
-    """Median of a few finite floats, equal to ``np.median`` (mean of the middle two when even)."""
-    s = sorted(values)
-    n = len(s)
-    h = n // 2
-    return s[h] if n % 2 else (s[h - 1] + s[h]) / 2.0
 
 
 def beat_intervals(beats: Beats, *, config: CardiacConfig | None = None) -> Intervals:
@@ -577,6 +654,10 @@ class _SpecPlan:
     n_bins: int  # bins any metric needs (all below TOTAL_BAND[1])
     bin_denoms: FloatArray  # (n_bins,): denom for bin 0, denom / 2 for the others
     peak_bands: tuple[tuple[int, int], ...] = ()  # per bin of peak_range: its coherence band
+    # the same bins for _spectral_values: lf, hf, total, osc and peak_range edges, flattened,
+    # and peak_bands as an (n_peak_bins, 2) array
+    bin_edges: NDArray[np.int64] = field(default_factory=lambda: np.zeros(10, dtype=np.int64))
+    peak_band_edges: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
 
 
 @lru_cache(maxsize=16)
@@ -631,6 +712,8 @@ def _spec_plan(n: int, fs: float) -> _SpecPlan:
         n_bins=n_bins,
         peak_bands=peak_bands,
         bin_denoms=bin_denoms,
+        bin_edges=np.array([*lf, *hf, *total, *osc, *peak_range], dtype=np.int64),
+        peak_band_edges=np.array(peak_bands, dtype=np.int64).reshape(-1, 2),
     )
 
 
@@ -808,6 +891,212 @@ def _spectral_window(
     return lf, hf, lf_hf, coherence, _osc_value(psd[1], plan)
 
 
+# -- compiled kernels ---------------------------------------------------------------------------------------
+
+
+@kernel(
+    f"UniTuple(float64, 4)({_RO1}, {_RO1}, {_RO_BOOL}, float64, float64, float64, int64, {_RO1}, {_RO1},"
+    f" float64, {_RO1}, float64[:, :])"
+)
+def _hrv_prepare(  # pragma: no cover - compiled
+    times, ibi_s, clean, t_end, window_s, min_coverage, min_clean, offsets, tc, tt, window, padded
+):
+    """RMSSD, its pair coverage, the clean coverage and the spectral status of one window.
+
+    The numpy form is the non-spectral part of :func:`_hrv_values` (``np.diff``, masks,
+    ``np.add.reduce``) and, when the window qualifies for the spectrum (status 1), the
+    tachograms of :func:`_spectral_window` up to the FFT: ``np.interp`` of the clean intervals
+    (ms) and heart rate (bpm) on the grid, mean and least-squares line removed, times the
+    Hann window, written to ``padded[:, :n]`` (the rest zeroed).  Status 0: no spectrum;
+    -1: the clean times are not strictly increasing (the caller uses the numpy form).
+    """
+    n = ibi_s.shape[0]
+    rmssd = math.nan
+    pair_cov = 0.0
+    tmp = np.empty(max(n, 1))
+    if n >= 2:
+        # RMSSD over successive clean pairs, coverage by the later interval of each pair
+        n_d = 0
+        for i in range(1, n):
+            if clean[i] and clean[i - 1]:
+                tmp[n_d] = ibi_s[i]
+                n_d += 1
+        s = _pairwise_sum(tmp, 0, n_d) / window_s
+        pair_cov = s if s < 1.0 else 1.0  # Python min(1.0, s)
+        if n_d >= 3:
+            n_d = 0
+            for i in range(1, n):
+                if clean[i] and clean[i - 1]:
+                    d = ibi_s[i] - ibi_s[i - 1]
+                    tmp[n_d] = d * d
+                    n_d += 1
+            rmssd = math.sqrt(_pairwise_sum(tmp, 0, n_d) / n_d) * 1000.0
+    n_c = 0
+    for i in range(n):
+        if clean[i]:
+            tmp[n_c] = ibi_s[i]
+            n_c += 1
+    s = _pairwise_sum(tmp, 0, n_c) / window_s
+    coverage = s if s < 1.0 else 1.0
+    if not (coverage >= min_coverage and n_c >= min_clean):
+        return rmssd, pair_cov, coverage, 0.0
+    xp = np.empty(n_c)
+    k = 0
+    for i in range(n):
+        if clean[i]:
+            xp[k] = times[i]
+            if k and not xp[k] > xp[k - 1]:
+                return rmssd, pair_cov, coverage, -1.0
+            k += 1
+    ibi_c = tmp[:n_c]
+    m = offsets.shape[0]
+    rows = np.empty((2, m))
+    j = 0
+    for i in range(m):
+        g = t_end - offsets[i]
+        # np.interp: the segment xp[j] <= g < xp[j + 1] (edges: the end values)
+        while j < n_c - 1 and xp[j + 1] <= g:
+            j += 1
+        for r in range(2):
+            if g < xp[0]:
+                v = ibi_c[0] * 1000.0 if r == 0 else 60.0 / ibi_c[0]
+            elif j >= n_c - 1 or g == xp[j]:
+                v = ibi_c[j] * 1000.0 if r == 0 else 60.0 / ibi_c[j]
+            else:
+                y0 = ibi_c[j] * 1000.0 if r == 0 else 60.0 / ibi_c[j]
+                y1 = ibi_c[j + 1] * 1000.0 if r == 0 else 60.0 / ibi_c[j + 1]
+                slope = (y1 - y0) / (xp[j + 1] - xp[j])
+                v = slope * (g - xp[j]) + y0
+                if v != v:  # numpy: if NaN one way, try from the other end
+                    v = slope * (g - xp[j + 1]) + y1
+                    if v != v and y0 == y1:
+                        v = y0
+            rows[r, i] = v
+    # = _periodogram's detrend and window: mean (pairwise sum / n), least-squares slope
+    # (xc @ tc / tt, summed in another order than BLAS), xd * window
+    for r in range(2):
+        row = rows[r]
+        mean = _pairwise_sum(row, 0, m) / m
+        dot = 0.0
+        for i in range(m):
+            row[i] = row[i] - mean
+            dot += row[i] * tc[i]
+        slope = dot / tt
+        out = padded[r]
+        for i in range(m):
+            out[i] = (row[i] - slope * tc[i]) * window[i]
+        out[m:] = 0.0
+    return rmssd, pair_cov, coverage, 1.0
+
+
+@kernel(f"UniTuple(float64, 5)({_RO_C2}, {_RO1}, int64[:], int64[:, :], float64)")
+def _spectral_values(spec, bin_denoms, bins, peak_bands, df):  # pragma: no cover - compiled
+    """LF, HF, LF/HF, coherence and HR oscillation from the FFT rows of the two tachograms.
+
+    The numpy form: ``_periodogram``'s first ``n_bins`` (``|X|^2 / bin_denoms``), then
+    ``_spectral_summary`` of row 0 and ``_osc_value`` of row 1 (band sums as ``np.sum`` makes
+    them, the first maximum as ``np.argmax``).  ``bins``: the ``[lo, hi)`` bins of the LF, HF,
+    total, oscillation bands and the coherence peak range, flattened.
+    """
+    n_bins = bin_denoms.shape[0]
+    psd = np.empty((2, n_bins))
+    for r in range(2):
+        for i in range(n_bins):
+            re = spec[r, i].real
+            im = spec[r, i].imag
+            psd[r, i] = (re * re + im * im) / bin_denoms[i]
+    p0 = psd[0]
+    lf = _pairwise_sum(p0, bins[0], bins[1] - bins[0]) * df
+    hf = _pairwise_sum(p0, bins[2], bins[3] - bins[2]) * df
+    total = _pairwise_sum(p0, bins[4], bins[5] - bins[4]) * df
+    i0, i1 = bins[8], bins[9]
+    k = 0  # np.argmax: the first maximum, or the first NaN
+    for i in range(i0, i1):
+        v = p0[i]
+        if v != v:
+            k = i - i0
+            break
+        if v > p0[i0 + k]:
+            k = i - i0
+    peak = _pairwise_sum(p0, peak_bands[k, 0], peak_bands[k, 1] - peak_bands[k, 0]) * df
+    coherence = math.nan
+    if total > 0:
+        c = peak / total
+        coherence = c if c < 1.0 else 1.0  # Python min(1.0, c)
+    lf_hf = lf / hf if hf > 0 else math.nan
+    var = _pairwise_sum(psd[1], bins[6], bins[7] - bins[6]) * df
+    osc = 2.0 * math.sqrt(2.0 * (0.0 if 0.0 > var else var))  # Python max(var, 0.0)
+    return lf, hf, lf_hf, coherence, osc
+
+
+@kernel(f"UniTuple(float64, 5)({_RO1}, {_RO_BOOL}, float64)")
+def _hr_stats(ibi_s, clean, window_s):  # pragma: no cover - compiled
+    """:func:`_hr_values` of ``ibi_s[clean]``: coverage, HR_BPM (value, quality), IBI_MS (value, quality)."""
+    n_all = ibi_s.shape[0]
+    c = np.empty(n_all)
+    n = 0
+    has_nan = False
+    for i in range(n_all):
+        if clean[i]:
+            c[n] = ibi_s[i]
+            has_nan |= ibi_s[i] != ibi_s[i]
+            n += 1
+    total = _pairwise_sum(c, 0, n)
+    s = total / window_s
+    coverage = s if s < 1.0 else 1.0  # Python min(1.0, s)
+    hr = math.nan
+    if n >= 3 and not has_nan:  # (np.sort puts NaN last, and np.median then gives NaN)
+        last = c[n - 1]
+        srt = np.sort(c[:n])
+        h = n // 2
+        hr = 60.0 / (srt[h] if n % 2 else (srt[h - 1] + srt[h]) / 2.0)  # as np.median
+    else:
+        last = c[n - 1] if n else math.nan
+    last_ibi = last * 1000.0 if n else math.nan
+    q = coverage if math.isfinite(hr) else 0.0
+    return coverage, hr, q, last_ibi, q if n else 0.0
+
+
+@kernel("int64(" + _RO1 + ", float64)")
+def _search_right(a, v):  # pragma: no cover - compiled
+    """``np.searchsorted(a, v, "right")`` for sorted ``a``: the first index whose value exceeds ``v``."""
+    lo, hi = 0, a.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if v < a[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@kernel(
+    f"UniTuple(float64, 10)({_RO1}, {_RO1}, {_RO_BOOL}, {_RO1}, int64, float64, float64, float64,"
+    f" float64, int64, {_RO1}, {_RO1}, float64, {_RO1}, float64[:, :])"
+)
+def _cardiac_hop(  # pragma: no cover - compiled
+    times, ibi_s, clean, raw, flat_run, t_hop, w_hr, w_hrv, min_coverage, min_clean, offsets, tc, tt, window, padded
+):
+    """The statistics of one :class:`CardiacEstimator` hop, for time-ordered intervals all detected by it.
+
+    The numpy form: both windows selected by ``searchsorted`` (right) of ``t_hop``, ``t_hop -
+    w_hr`` and ``t_hop - w_hrv``, then :func:`_hr_stats` of the HR window (5 values), the
+    PPG quality of the raw window with the HR window's coverage (``ppg_window_quality``; NaN
+    if a raw sample is missing: the caller uses the numpy form) and :func:`_hrv_prepare` of
+    the HRV window (4 values), in that order.
+    """
+    i1 = _search_right(times, t_hop)
+    i0 = _search_right(times, t_hop - w_hr)
+    coverage, hr, q_hr, last_ibi, q_ibi = _hr_stats(ibi_s[i0:i1], clean[i0:i1], w_hr)
+    q_ppg = _ppg_quality_finite(raw, flat_run, 3, coverage) if raw.shape[0] else 0.0
+    i0 = _search_right(times, t_hop - w_hrv)
+    rmssd, pair_cov, cov_hrv, status = _hrv_prepare(
+        times[i0:i1], ibi_s[i0:i1], clean[i0:i1], t_hop, w_hrv, min_coverage, min_clean,
+        offsets, tc, tt, window, padded,
+    )  # fmt: skip
+    return coverage, hr, q_hr, last_ibi, q_ibi, q_ppg, rmssd, pair_cov, cov_hrv, status
+
+
 def _hr_values(clean_ibi: FloatArray, window_s: float) -> tuple[float, float, float, float, float]:
     """Coverage, HR_BPM (value, quality) and IBI_MS (value, quality) of a window's clean intervals."""
     total = float(_add_reduce(clean_ibi))
@@ -837,31 +1126,56 @@ def _hr_window(iv: Intervals, window_s: float, raw: FloatArray, sfreq: float) ->
 def _hrv_values(
     times: FloatArray, ibi_s: FloatArray, clean: BoolArray, t_end: float, window_s: float, cfg: CardiacConfig
 ) -> list[tuple[float, float]]:
-    """(value, quality) of the :data:`HRV_METRICS`, in order, from one window of intervals."""
-    n = ibi_s.shape[0]
-    if n >= 2:
-        pair = clean[1:] & clean[:-1]
-        d = ibi_s[1:] - ibi_s[:-1]  # np.diff
-        d = d[pair]
-        n_d = d.shape[0]
-        pair_cov = min(1.0, float(_add_reduce(ibi_s[1:][pair])) / window_s)
-        if n_d >= 3:  # as hrv_rmssd
-            d *= d
-            rmssd = math.sqrt(_add_reduce(d) / n_d) * 1000.0
-        else:
-            rmssd = math.nan
-    else:
-        pair_cov, rmssd = 0.0, math.nan
-    c_ibi = ibi_s[clean]
-    coverage = min(1.0, float(_add_reduce(c_ibi)) / window_s)
+    """(value, quality) of the :data:`HRV_METRICS`, in order, from one window of intervals.
+
+    RMSSD (as :func:`hrv_rmssd` of the clean pairs), the coverages and the tachograms are
+    computed by the compiled :func:`_hrv_prepare`, the FFT by numpy's pocketfft, the band
+    powers by :func:`_spectral_values`: the same numbers as :func:`hrv_spectrum` and
+    :func:`hr_oscillation` of the clean intervals (to rounding).
+    """
+    plan = _hrv_plan(t_end, window_s, cfg)
+    padded = np.empty((2, plan.nfft))
+    prep = _hrv_prepare(
+        times, ibi_s, clean, t_end, window_s, cfg.min_coverage, 8,
+        plan.offsets, plan.tc, plan.tt, plan.window, padded,
+    )  # fmt: skip
+    return _hrv_finish(prep, plan, padded, times, ibi_s, clean, t_end, window_s, cfg)
+
+
+def _hrv_plan(t_end: float, window_s: float, cfg: CardiacConfig) -> _SpecPlan:
+    """The spectrum plan of the HRV window ending at ``t_end``."""
+    return _spec_plan(_grid_n(t_end - window_s, t_end, cfg.resample_hz), float(cfg.resample_hz))
+
+
+def _hrv_finish(
+    prep: tuple[float, float, float, float],
+    plan: _SpecPlan,
+    padded: FloatArray,
+    times: FloatArray,
+    ibi_s: FloatArray,
+    clean: BoolArray,
+    t_end: float,
+    window_s: float,
+    cfg: CardiacConfig,
+) -> list[tuple[float, float]]:
+    """:func:`_hrv_values` from :func:`_hrv_prepare`'s output (the intervals serve the numpy form)."""
+    rmssd, pair_cov, coverage, status = prep
+    # a kernel's NaN is a new float object: give math.nan, as the numpy form does (estimates
+    # holding it then compare equal, NaN being identical to itself)
+    rmssd = rmssd if rmssd == rmssd else math.nan
     out = [(rmssd, pair_cov if math.isfinite(rmssd) else 0.0)]
-    spec_q = coverage if coverage >= cfg.min_coverage and c_ibi.shape[0] >= 8 else 0.0
-    if spec_q > 0:
-        # = hrv_spectrum(...) and hr_oscillation(...) on the clean intervals, in one pass
-        vals = _spectral_window(times[clean], c_ibi, t_end - window_s, t_end, cfg.resample_hz)
-        out += [(v, spec_q if math.isfinite(v) else 0.0) for v in vals]
-    else:
+    if status == 0.0:  # too little clean coverage (or fewer than 8 clean intervals): no spectrum
         out += [(math.nan, 0.0)] * 5
+        return out
+    if status > 0.0:
+        spec = _r2c(padded, (1,), True, 0, None, 1)  # = scipy.fft.rfft of each row, no scaling
+        vals = [
+            v if v == v else math.nan
+            for v in _spectral_values(spec, plan.bin_denoms, plan.bin_edges, plan.peak_band_edges, plan.df)
+        ]
+    else:  # clean times out of order: the numpy form
+        vals = _spectral_window(times[clean], ibi_s[clean], t_end - window_s, t_end, cfg.resample_hz)
+    out += [(v, coverage if math.isfinite(v) else 0.0) for v in vals]
     return out
 
 
@@ -955,7 +1269,7 @@ class _BeatHopper:
             beats = self._detector.push(xs, ts)
             store = self._store
             if len(beats):
-                store.append(self._cleaner._rows(beats))
+                store.append_beats(self._cleaner, beats)
             t_hop = float(t[e])
             store.drop_until(t_hop - history_s)
             out.append(
@@ -1086,6 +1400,7 @@ class CardiacEstimator(_BeatHopper):
         cfg = config if config is not None else CardiacConfig()
         history = max(cfg.hr_window_s, cfg.hrv_window_s) + 5.0
         super().__init__(sfreq, cfg, history, "CardiacEstimator", raw_window_s=cfg.hr_window_s)
+        self._flat_run = max(2, int(round(0.25 * self.sfreq)))  # ppg_window_quality's default flat_run_s
 
     def update(self, chunk: Chunk) -> list[Estimate]:
         """Process a PPG chunk; return the estimates of every hop it completes.
@@ -1106,12 +1421,25 @@ class CardiacEstimator(_BeatHopper):
             times, ibi, clean = iv.times, iv.ibi_s, iv.clean
             if ordered:
                 # the usual case (times in order, all detected by the hop): the windows'
-                # masks select slices, found by binary search (the same rows, fewer calls)
-                i1 = times.searchsorted(t_hop, "right")
-                i0 = times.searchsorted(t_hop - w_hr, "right")
-                coverage, hr, q_hr, last_ibi, q_ibi = _hr_values(ibi[i0:i1][clean[i0:i1]], w_hr)
-                i0 = times.searchsorted(t_hop - w_hrv, "right")
-                hrv = _hrv_values(times[i0:i1], ibi[i0:i1], clean[i0:i1], t_hop, w_hrv, cfg)
+                # masks select slices, found by binary search (the same rows), and both
+                # windows' statistics come from one compiled call
+                plan = _hrv_plan(t_hop, w_hrv, cfg)
+                padded = np.empty((2, plan.nfft))
+                stats = _cardiac_hop(
+                    times, ibi, clean, raw, self._flat_run, t_hop, w_hr, w_hrv, cfg.min_coverage, 8,
+                    plan.offsets, plan.tc, plan.tt, plan.window, padded,
+                )  # fmt: skip
+                coverage, hr, q_hr, last_ibi, q_ibi, q_ppg = stats[:6]
+                prep = stats[6:]  # _hrv_prepare's (rmssd, pair coverage, coverage, status)
+                if q_ppg != q_ppg:  # (a missing raw sample: the numpy form)
+                    q_ppg = ppg_window_quality(raw, self.sfreq, coverage)
+                # NaN as the math.nan object, as the numpy form gives it (estimates compare equal)
+                hr = hr if hr == hr else math.nan
+                last_ibi = last_ibi if last_ibi == last_ibi else math.nan
+                if prep[3] < 0.0:  # (clean times out of order: the numpy form needs the window)
+                    i0, i1 = times.searchsorted(t_hop - w_hrv, "right"), times.searchsorted(t_hop, "right")
+                    times, ibi, clean = times[i0:i1], ibi[i0:i1], clean[i0:i1]
+                hrv = _hrv_finish(prep, plan, padded, times, ibi, clean, t_hop, w_hrv, cfg)  # type: ignore[arg-type]
             else:  # the masks, sharing the common part
                 upto = times <= t_hop
                 upto &= iv.detect_times <= t_hop
@@ -1119,12 +1447,13 @@ class CardiacEstimator(_BeatHopper):
                 m_hr &= upto
                 m_hr &= clean
                 coverage, hr, q_hr, last_ibi, q_ibi = _hr_values(ibi[m_hr], w_hr)
+                q_ppg = ppg_window_quality(raw, self.sfreq, coverage)
                 m = times > t_hop - w_hrv
                 m &= upto
                 hrv = _hrv_values(times[m], ibi[m], clean[m], t_hop, w_hrv, cfg)
             out.append(trusted(Metric.HR_BPM, hr, q_hr, t_hop))
             out.append(trusted(Metric.IBI_MS, last_ibi, q_ibi, t_hop))
-            out.append(trusted(Metric.QUALITY_PPG, ppg_window_quality(raw, self.sfreq, coverage), 1.0, t_hop))
+            out.append(trusted(Metric.QUALITY_PPG, q_ppg, 1.0, t_hop))
             for metric, (v, q) in zip(HRV_METRICS, hrv, strict=True):
                 out.append(trusted(metric, v, q, t_hop))
         return out

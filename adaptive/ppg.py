@@ -12,8 +12,15 @@ The detector is a causal, streaming form of Elgendi's two-moving-average method
 
 Elgendi centres both averages; here they are trailing averages re-aligned by delaying the
 comparison by half a beat window, so the detector is causal with a fixed look-ahead.  Every
-step runs sample by sample with carried state (``sosfilt``/``lfilter`` with ``zi``), so the beats
-do not depend on how the input is split into chunks.
+step runs sample by sample with carried state (the band-pass and the running mean carry their
+filter state; each moving average is summed over its window of kept samples), so the beats do
+not depend on how the input is split into chunks.
+
+Speed: the per-sample work (band-pass, moving averages, block scan, fiducials, template) runs
+in compiled kernels (:mod:`adaptive._jit`): :func:`_front_filter` and :func:`_detect_block`.
+They keep the arithmetic of the numpy/scipy form (``sosfilt`` and the running mean bit for
+bit); the moving averages and the template correlation's dot product are summed in another
+order than numpy's, which changes results by rounding only (~1e-16 relative).
 
 Each beat gets two fiducials, refined between samples by parabolic interpolation (64 Hz
 sampling alone quantises intervals to 15.6 ms, which would add about 6 ms of spurious RMSSD):
@@ -46,9 +53,12 @@ from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.signal import sosfilt_zi
 
 from ._checks import check_chunk, check_option, check_positive
-from .filters import SosFilter, _fir_zi, _iir_zi, design_sos
+from ._jit import kernel
+from .filters import SosFilter, design_sos
+from .quality import _pairwise_sum
 from .types import Chunk, FloatArray, SignalKind
 
 __all__ = [
@@ -284,31 +294,9 @@ class Beats:
 # stores the value exactly as ``object.__setattr__`` does on the frozen record, several times faster.
 _BEATS_SET = tuple(getattr(Beats, name).__set__ for name in _FIELDS)
 
-_add_reduce = np.add.reduce
 
 #: The record with no beats, shared (immutable) by every detector call that finds none.
 _EMPTY_BEATS = Beats.empty()
-
-
-def _parabolic(ym: float, y0: float, yp: float) -> tuple[float, float]:
-    """Offset in samples (-0.5..0.5) and value of the vertex through three samples."""
-    denom = ym - 2.0 * y0 + yp
-    if denom == 0.0 or not math.isfinite(denom):
-        return 0.0, y0
-    delta = 0.5 * (ym - yp) / denom
-    delta = min(0.5, max(-0.5, delta))
-    return delta, y0 - 0.25 * (ym - yp) * delta
-
-
-def _steepest(y: FloatArray) -> float:
-    """Fractional index of the steepest rise of ``y`` (first difference, parabolic)."""
-    d = y[1:] - y[:-1]  # np.diff
-    k = int(d.argmax())
-    if 0 < k < d.size - 1:
-        off, _ = _parabolic(*d[k - 1 : k + 2].tolist())
-    else:
-        off = 0.0
-    return k + 0.5 + off
 
 
 def reference_pulse(phase_s: FloatArray) -> FloatArray:
@@ -362,10 +350,306 @@ def _cached_delays(sos_bytes: bytes, n_sections: int, sfreq: float) -> tuple[flo
     return _calibrate_delays(sos, sfreq)
 
 
+# -- compiled detector ---------------------------------------------------------------------------------------
 # Rows of a detector's history buffer (see _SignedDetector._reserve): band-passed and raw
-# signal, times, peak moving average, and the threshold (beat moving average plus offset).
-_F, _X, _T, _TP, _THR = range(5)
-_N_ROWS = 5
+# signal, times, peak moving average, threshold (beat moving average plus offset), and the
+# squared positive half ``y`` the moving averages are taken of.
+_F, _X, _T, _TP, _THR, _Y = range(6)
+_N_ROWS = 6
+
+# Integer state of a _SignedDetector (its ``_ist`` array), shared with _detect_block: samples
+# processed (internal index of the next one), first index any later look-back may read, index
+# of the buffer's first column, buffer columns in use, next index whose block condition is
+# evaluated, last non-finite input sample (-1: none yet), inside a block (0/1), start of that
+# block, and flags: a last peak exists, the template exists, the cycle is tracked, it exists.
+(_S_N, _S_H0, _S_B0, _S_LEN, _S_NEXT, _S_LAST_BAD, _S_IN_BLOCK, _S_BLOCK_START,
+ _S_HAS_PEAK, _S_HAS_TPL, _S_TRACK, _S_HAS_CYCLE) = range(12)
+_N_ISTATE = 12
+# Float state (``_fst``): fractional index of the last peak, state of the offset's running mean.
+_S_LAST_PEAK, _S_ZI_OFF = range(2)
+# Integer settings (``_ip``) and float settings (``_fp``) of a detector, see _SignedDetector.__init__.
+(_P_W1, _P_W2, _P_H1, _P_H2, _P_MAX_BLOCK, _P_FOOT, _P_GUARD, _P_TPL_BEFORE, _P_TPL_AFTER,
+ _P_CYCLE_BEFORE, _P_KEEP) = range(11)
+_P_SIGN, _P_BETA, _P_ALPHA, _P_MIN_INT, _P_SFREQ, _P_PEAK_DELAY, _P_UP_DELAY = range(7)
+
+_RO1 = "Array(float64, 1, 'A', readonly=True)"
+_RO_BOOL = "Array(boolean, 1, 'A', readonly=True)"
+_NO_BAD = np.zeros(0, dtype=bool)  # _detect_block's mask argument when every sample is finite
+
+
+@kernel("UniTuple(float64, 2)(float64, float64, float64)")
+def _parabolic(ym, y0, yp):  # pragma: no cover - compiled
+    """Offset in samples (-0.5..0.5) and value of the vertex through three samples."""
+    denom = ym - 2.0 * y0 + yp
+    if denom == 0.0 or not math.isfinite(denom):
+        return 0.0, y0
+    delta = 0.5 * (ym - yp) / denom
+    delta = delta if delta > -0.5 else -0.5  # = min(0.5, max(-0.5, delta)) of Python floats
+    delta = delta if delta < 0.5 else 0.5
+    return delta, y0 - 0.25 * (ym - yp) * delta
+
+
+@kernel(f"float64({_RO1})")
+def _steepest(y):  # pragma: no cover - compiled
+    """Fractional index of the steepest rise of ``y`` (first difference, parabolic)."""
+    n_d = y.shape[0] - 1
+    k = 0  # np.argmax of np.diff(y): the first maximum
+    best = y[1] - y[0]
+    for i in range(1, n_d):
+        d = y[i + 1] - y[i]
+        if d > best:
+            best, k = d, i
+    off = 0.0
+    if 0 < k < n_d - 1:
+        off, _ = _parabolic(y[k] - y[k - 1], y[k + 1] - y[k], y[k + 2] - y[k + 1])
+    return k + 0.5 + off
+
+
+@kernel(
+    "float64(float64[:, :], int64, float64[:], float64[:], int64[:], float64[:], int64[:], float64[:])"
+)
+def _template_corr(buf, p, template, cycle, ist, fst, ip, fp):  # pragma: no cover - compiled
+    """Correlate the pulse around sample ``p`` with the running template, then update it.
+
+    The numpy form: z-score the segment ``f[p - 0.3 s : p + 0.3 s]`` (``(seg - seg.mean()) /
+    seg.std()``), ``np.dot(z, tpl) / (n * tpl.std())`` clipped to -1..1, then
+    ``tpl = (1 - w) * tpl + w * z`` re-centred; also the running mean cycle while tracked.
+    """
+    b0 = ist[_S_B0]
+    cyc_before, before, after = ip[_P_CYCLE_BEFORE], ip[_P_TPL_BEFORE], ip[_P_TPL_AFTER]
+    if p - cyc_before < ist[_S_H0]:
+        return math.nan
+    f = buf[_F]
+    if ist[_S_TRACK]:
+        lo = p - cyc_before - b0
+        if ist[_S_HAS_CYCLE]:
+            for i in range(cycle.shape[0]):
+                cycle[i] = 0.9 * cycle[i] + 0.1 * f[lo + i]
+        else:
+            cycle[:] = f[lo : lo + cycle.shape[0]]
+            ist[_S_HAS_CYCLE] = 1
+    seg = f[p - before - b0 : p + after + 1 - b0]
+    n = seg.shape[0]
+    mean = _pairwise_sum(seg, 0, n) / n
+    z = np.empty(n)
+    sq = np.empty(n)
+    for i in range(n):
+        v = seg[i] - mean
+        z[i] = v
+        sq[i] = v * v
+    sd = math.sqrt(_pairwise_sum(sq, 0, n) / n)
+    if not sd > 0.0:
+        return 0.0
+    for i in range(n):
+        z[i] /= sd
+    if not ist[_S_HAS_TPL]:
+        template[:] = z
+        ist[_S_HAS_TPL] = 1
+        return math.nan
+    m_tpl = _pairwise_sum(template, 0, n) / n
+    dot = 0.0
+    for i in range(n):
+        v = template[i] - m_tpl
+        sq[i] = v * v
+        dot += z[i] * template[i]  # np.dot: the same products, summed in another order
+    sd_tpl = math.sqrt(_pairwise_sum(sq, 0, n) / n)
+    corr = dot / (n * (1e-12 if 1e-12 > sd_tpl else sd_tpl))  # Python max(sd_tpl, 1e-12)
+    corr = corr if corr > -1.0 else -1.0  # = min(1.0, max(-1.0, corr)) of Python floats
+    corr = corr if corr < 1.0 else 1.0
+    weight = 0.1 if corr > 0.5 else 0.02  # artefacts barely move the template
+    for i in range(n):
+        template[i] = (1.0 - weight) * template[i] + z[i] * weight
+    m_tpl = _pairwise_sum(template, 0, n) / n
+    for i in range(n):
+        template[i] -= m_tpl
+    return corr
+
+
+@kernel(
+    "boolean(float64[:, :], boolean[:], int64, int64, int64, float64[:], float64[:], int64[:],"
+    " float64[:], int64[:], float64[:], float64[:])"
+)
+def _close_block(  # pragma: no cover - compiled
+    buf, bad, start, end, n_skipped, template, cycle, ist, fst, ip, fp, row
+):
+    """Turn the block [start, end) into a beat (its 9 fields written to ``row``); False if it is not one."""
+    width = end - start
+    if width < ip[_P_W1] or width > ip[_P_MAX_BLOCK]:
+        return False
+    h0, b0, n_all = ist[_S_H0], ist[_S_B0], ist[_S_N]
+    f = buf[_F]
+    p = start  # np.argmax: the first maximum
+    for i in range(start + 1, end):
+        if f[i - b0] > f[p - b0]:
+            p = i
+    if p - 1 < h0:
+        return False
+    dp, peak_val = _parabolic(f[p - 1 - b0], f[p - b0], f[p + 1 - b0])
+    p_frac = p + dp
+    has_peak = ist[_S_HAS_PEAK] != 0
+    last_peak = fst[_S_LAST_PEAK]
+    if has_peak and p_frac - last_peak < fp[_P_MIN_INT]:
+        return False
+    lo = max(h0 + 1, p - ip[_P_FOOT])
+    if has_peak:
+        lo = max(lo, int(math.floor(last_peak)) + 1)
+    if lo >= p:
+        return False
+    q = lo  # np.argmin: the first minimum
+    for i in range(lo + 1, p):
+        if f[i - b0] < f[q - b0]:
+            q = i
+    dq, foot_val = _parabolic(f[q - 1 - b0], f[q - b0], f[q + 1 - b0])
+    up = q + _steepest(f[q - b0 : p + 2 - b0])
+    g0 = max(h0, q - ip[_P_GUARD])
+    ist[_S_HAS_PEAK] = 1
+    fst[_S_LAST_PEAK] = p_frac
+    if ist[_S_LAST_BAD] >= g0:
+        for i in range(g0 - b0, end + 1 - b0):
+            if bad[i]:
+                return False
+    corr = _template_corr(buf, p, template, cycle, ist, fst, ip, fp)
+    sfreq, peak_delay = fp[_P_SFREQ], fp[_P_PEAK_DELAY]
+    dt = 1.0 / sfreq
+    shift = peak_delay * sfreq
+    tt = buf[_T]
+    xx = buf[_X]
+    k_up = int(math.floor(up))
+    # np.rint rounds half to even, as Python's round
+    p_raw = int(min(max(np.rint(p_frac - shift), h0), n_all - 1))
+    q_raw = int(min(max(np.rint(q + dq - shift), h0), n_all - 1))
+    row[0] = tt[p - b0] + dp * dt - peak_delay
+    row[1] = float(int(np.rint(p_frac - shift)) + n_skipped)
+    row[2] = tt[q - b0] + dq * dt - peak_delay
+    row[3] = peak_val - foot_val
+    row[4] = xx[p_raw - b0]  # the raw row holds the input as given (see _detect_block)
+    row[5] = xx[q_raw - b0]
+    row[6] = tt[end + ip[_P_H2] - b0]
+    row[7] = corr
+    row[8] = tt[k_up - b0] + (up - k_up) * dt - fp[_P_UP_DELAY]
+    return True
+
+
+@kernel(
+    f"int64(float64[:, :], boolean[:], {_RO1}, {_RO_BOOL}, {_RO1}, {_RO1}, int64, int64,"
+    " int64[:], float64[:], float64[:], float64[:], int64[:], float64[:], float64[:, :])"
+)
+def _detect_block(  # pragma: no cover - compiled
+    buf, bad_buf, x, bad, f, t, j, n_skipped, ist, fst, template, cycle, ip, fp, rows
+):
+    """One block of the front end's output through the detector: history, block scan, beats.
+
+    Replaces the numpy form of ``_SignedDetector._feed`` (``y = max(f, 0) ** 2``, the moving
+    averages and the offset's running mean with ``lfilter``), ``_scan`` (block condition and its
+    changes), ``_close_block`` and ``_trim``.  Writes the block at column ``j`` of ``buf``
+    (room made by the caller) and the beats it completes to the first columns of ``rows``
+    (9, >= n_samples // 2 + 1), one field per row in ``_FIELDS`` order; returns their number.
+    ``bad`` is the non-finite mask of the block, or empty if every sample was finite.
+    """
+    n = x.shape[0]
+    w1, w2 = ip[_P_W1], ip[_P_W2]
+    b1, b2 = 1.0 / w1, 1.0 / w2  # the moving averages' coefficients, as lfilter takes them
+    sign, beta, alpha = fp[_P_SIGN], fp[_P_BETA], fp[_P_ALPHA]
+    a1 = alpha - 1.0
+    n0, b0 = ist[_S_N], ist[_S_B0]
+    z_off = fst[_S_ZI_OFF]
+    yy = buf[_Y]
+    for i in range(n):
+        c = j + i
+        # the band-passed signal of this polarity (negation is exact); the raw row keeps the input
+        fv = f[i] if sign > 0 else -f[i]
+        buf[_F, c] = fv
+        buf[_X, c] = x[i]
+        buf[_T, c] = t[i]
+        y = fv if fv > 0.0 else 0.0
+        y = y * y
+        yy[c] = y
+        # moving averages of y over the last w1 and w2 samples (zero before the first sample),
+        # the oldest first: lfilter's FIR, each output summed over its whole window (lfilter
+        # with zi adds the part from earlier chunks separately: the same up to rounding)
+        first = n0 + i - (w1 - 1)  # internal index of the oldest sample in the peak window
+        tp = 0.0
+        for k in range(max(first, 0) - b0, c + 1):
+            tp += yy[k] * b1
+        first = n0 + i - (w2 - 1)
+        tb = 0.0
+        for k in range(max(first, 0) - b0, c + 1):
+            tb += yy[k] * b2
+        # running mean of y: lfilter([alpha], [1, alpha - 1]) in scipy's transposed direct form
+        mean_y = z_off + alpha * y
+        z_off = y * 0.0 - mean_y * a1
+        buf[_TP, c] = tp
+        buf[_THR, c] = tb + mean_y * beta  # threshold: beat average plus the offset
+        if bad.shape[0]:
+            bad_buf[c] = bad[i]
+            if bad[i]:
+                ist[_S_LAST_BAD] = n0 + i
+        else:
+            bad_buf[c] = False
+    fst[_S_ZI_OFF] = z_off
+    ist[_S_LEN] = j + n
+    n_all = n0 + n
+    ist[_S_N] = n_all
+    # scan: the block condition of every sample whose look-ahead is available; each change
+    # starts or ends a block
+    h1, h2 = ip[_P_H1], ip[_P_H2]
+    last_ready = n_all - 1 - h2
+    nxt = ist[_S_NEXT]
+    n_rows = 0
+    if last_ready >= nxt:  # (at most n samples: at most n // 2 + 1 blocks end)
+        row = np.empty(9)
+        tp_row, thr_row = buf[_TP], buf[_THR]
+        for idx in range(nxt, last_ready + 1):
+            a = idx - b0
+            cond = tp_row[a + h1] > thr_row[a + h2]
+            if cond != (ist[_S_IN_BLOCK] != 0):
+                if cond:
+                    ist[_S_IN_BLOCK] = 1
+                    ist[_S_BLOCK_START] = idx
+                else:
+                    ist[_S_IN_BLOCK] = 0
+                    if _close_block(buf, bad_buf, ist[_S_BLOCK_START], idx, n_skipped, template, cycle,
+                                    ist, fst, ip, fp, row):
+                        rows[:, n_rows] = row
+                        n_rows += 1
+        nxt = last_ready + 1
+        ist[_S_NEXT] = nxt
+        if ist[_S_IN_BLOCK] and nxt - ist[_S_BLOCK_START] > ip[_P_MAX_BLOCK] + ip[_P_KEEP]:
+            # an endless block (motion, saturation): restart it so the history stays bounded
+            ist[_S_BLOCK_START] = nxt - ip[_P_MAX_BLOCK] - 1
+    # trim: advance the start of the history that a future beat can need
+    keep_from = nxt - ip[_P_KEEP]
+    if ist[_S_IN_BLOCK]:
+        keep_from = min(keep_from, ist[_S_BLOCK_START] - ip[_P_FOOT] - ip[_P_GUARD] - 2)
+    if keep_from > ist[_S_H0]:
+        ist[_S_H0] = keep_from
+    return n_rows
+
+
+@kernel(f"int64(float64[:, :], float64[:, :], {_RO1}, float64[:])")
+def _front_filter(sos, zi, x, out):  # pragma: no cover - compiled
+    """``out[:] = sosfilt(sos, x, zi=zi)`` with ``zi`` (n_sections, 2) updated, if ``x`` is all finite.
+
+    The loop of scipy's compiled ``sosfilt`` (transposed direct form II, same operations in the
+    same order: same bits).  Returns the number of non-finite samples of ``x``; if there are
+    any, nothing is filtered (the caller holds them first).
+    """
+    n_bad = 0
+    for i in range(x.shape[0]):
+        if not math.isfinite(x[i]):
+            n_bad += 1
+    if n_bad:
+        return n_bad
+    n_sec = sos.shape[0]
+    for i in range(x.shape[0]):
+        x_n = x[i]
+        for k in range(n_sec):
+            y = sos[k, 0] * x_n + zi[k, 0]
+            zi[k, 0] = sos[k, 1] * x_n - sos[k, 4] * y + zi[k, 1]
+            zi[k, 1] = sos[k, 2] * x_n - sos[k, 5] * y
+            x_n = y
+        out[i] = x_n
+    return 0
 
 
 class _FrontEnd:
@@ -375,14 +659,17 @@ class _FrontEnd:
     always for the positive polarity: negation is exact in floating point (the hold, the
     steady-state start and every multiply-add of the filter commute with it), so the inverted
     detector uses ``-x`` and ``-f`` and gets bit for bit what filtering ``-x`` would give.
+    The band-pass is :class:`adaptive.filters.SosFilter`'s (steady-state start at the first
+    sample, state carried), computed by the compiled :func:`_front_filter`.
     """
 
     def __init__(self, sos: FloatArray) -> None:
-        self._sos = sos
+        self._sos = np.array(sos, dtype=np.float64, order="C")
+        self._zi_unit = sosfilt_zi(self._sos)  # (n_sections, 2): steady state per unit input
         self.reset()
 
     def reset(self) -> None:
-        self._filter = SosFilter(self._sos)
+        self._zi: FloatArray | None = None  # filter state (n_sections, 2), set by the first sample
         self.started = False
         self.n_skipped = 0  # leading non-finite samples before the first finite one
         self._last_x = math.nan
@@ -401,14 +688,16 @@ class _FrontEnd:
             self.started = True
         if x.size == 0:
             return None
+        if self._zi is None:
+            self._zi = self._zi_unit * float(x[0])
+        f = np.empty(x.shape[0])
         bad: BoolArray | None = None
-        if not math.isfinite(float(_add_reduce(x))):  # a finite sum proves every sample finite
-            mask = ~np.isfinite(x)
-            if mask.any():
-                bad = mask
-                x = _hold(x, self._last_x)
+        if _front_filter(self._sos, self._zi, x, f):  # some sample is not finite: hold it
+            bad = ~np.isfinite(x)
+            x = _hold(x, self._last_x)
+            _front_filter(self._sos, self._zi, x, f)
         self._last_x = float(x[-1])
-        return x, bad, self._filter.process_row(x), t
+        return x, bad, f, t
 
 
 class _SignedDetector:
@@ -416,9 +705,11 @@ class _SignedDetector:
 
     It is fed by a :class:`_FrontEnd` (held input and band-passed signal of positive polarity).
     History (band-passed and raw signal, times, moving averages, threshold offset) lives in one
-    preallocated buffer: ``_h0`` is the first internal sample index still needed (the bounds
-    of every look-back), ``_b0`` the internal index of the buffer's first column (<= ``_h0``;
-    the buffer is compacted only when full).
+    preallocated buffer: ``_ist[_S_H0]`` is the first internal sample index still needed (the
+    bounds of every look-back), ``_ist[_S_B0]`` the internal index of the buffer's first column
+    (<= the former; the buffer is compacted only when full).  The per-sample work is done by
+    the compiled :func:`_detect_block`, on state kept in small arrays (``_ist``, ``_fst``,
+    ``_template``, ``_cycle_mean``).
     """
 
     def __init__(self, sfreq: float, config: PulseConfig, sign: float, front: _FrontEnd | None = None) -> None:
@@ -454,15 +745,18 @@ class _SignedDetector:
         self._tpl_after = max(1, min(int(round(0.3 * fs)), self._h2))
         self._cycle_before = max(2, int(round(0.6 * fs)))
         self._keep_n = max(self._foot_n + 2, self._cycle_before) + self._guard_n + self._w2 + 4
-        # filter coefficients exactly as scipy.signal.lfilter would use them
-        self._b1 = np.full(self._w1, 1.0 / self._w1)
-        self._b2 = np.full(self._w2, 1.0 / self._w2)
-        self._b1_rev = self._b1[::-1].copy()
-        self._b2_rev = self._b2[::-1].copy()
         self._beta = float(cfg.beta)
-        self._b_off = np.array([self._alpha])
-        self._a_off = np.array([1.0, self._alpha - 1.0])
         self._cap0 = 4 * (self._keep_n + self._max_block_n) + 256
+        # the settings as _detect_block reads them (see the _P_* indices)
+        self._ip = np.array(
+            [self._w1, self._w2, self._h1, self._h2, self._max_block_n, self._foot_n, self._guard_n,
+             self._tpl_before, self._tpl_after, self._cycle_before, self._keep_n],
+            dtype=np.int64,
+        )
+        self._fp = np.array(
+            [self._sign, self._beta, self._alpha, self._min_int_n, self.sfreq, self.peak_delay_s,
+             self.upstroke_delay_s]
+        )
         self._own_front = front is None
         self._front = _FrontEnd(self._sos) if front is None else front
         self.reset()
@@ -476,25 +770,34 @@ class _SignedDetector:
         """Forget all state; the next sample is treated as the first."""
         if self._own_front:
             self._front.reset()
-        self._zi1 = np.zeros(self._w1 - 1)
-        self._zi2 = np.zeros(self._w2 - 1)
-        self._zi_off = np.zeros(1)
-        self._n = 0  # samples processed since the start (internal index)
-        self._h0 = 0  # first internal index that any later look-back may read
-        self._b0 = 0  # internal index of the buffer's first column
-        self._len = 0  # buffer columns in use
-        self._buf = np.empty((_N_ROWS, self._cap0))  # rows _F, _X, _T, _TP, _THR
+        # integer and float state, read and written by _detect_block (see the _S_* indices)
+        self._ist = np.zeros(_N_ISTATE, dtype=np.int64)
+        self._ist[_S_LAST_BAD] = -1  # no non-finite input sample yet
+        self._fst = np.zeros(2)
+        self._buf = np.empty((_N_ROWS, self._cap0))  # rows _F, _X, _T, _TP, _THR, _Y
         self._bad = np.zeros(self._cap0, dtype=bool)  # input was not finite
-        self._next = 0  # next internal index whose block condition is evaluated
-        self._last_bad = -1  # internal index of the last non-finite input sample (-1: none yet)
-        self._in_block = False
-        self._block_start = 0
-        self._last_peak: float | None = None  # fractional internal index of the last peak
-        self._template: FloatArray | None = None  # running mean of z-scored pulses
-        self._cycle: FloatArray | None = None  # running mean over most of a cycle (polarity)
+        self._rows = np.empty((len(_FIELDS), 64))  # beats found by a block (_detect_block)
+        # running mean of z-scored pulses (valid once _S_HAS_TPL is set) and running mean over
+        # most of a cycle (polarity evidence; valid once _S_HAS_CYCLE is set)
+        self._template = np.zeros(self._tpl_before + self._tpl_after + 1)
+        self._cycle_mean = np.zeros(self._cycle_before + self._tpl_after + 1)
         # the cycle is only read while "auto" calibrates (PulseDetector._choose): the owner
         # switches it off afterwards
         self._track_cycle = True
+
+    @property
+    def _track_cycle(self) -> bool:
+        """Whether the running mean cycle is updated at each beat."""
+        return bool(self._ist[_S_TRACK])
+
+    @_track_cycle.setter
+    def _track_cycle(self, on: bool) -> None:
+        self._ist[_S_TRACK] = 1 if on else 0
+
+    @property
+    def _cycle(self) -> FloatArray | None:
+        """The running mean cycle (a copy), or None before the first beat that updates it."""
+        return self._cycle_mean.copy() if self._ist[_S_HAS_CYCLE] else None
 
     def push(self, samples: FloatArray, times: FloatArray) -> Beats:
         """Process raw samples with their times and return the beats completed by them.
@@ -521,199 +824,54 @@ class _SignedDetector:
         return _EMPTY_BEATS if front is None else self._feed(front)
 
     def _feed(self, front: tuple[FloatArray, BoolArray | None, FloatArray, FloatArray]) -> Beats:
-        """Process one block of the front end's output; return the beats it completes."""
+        """Process one block of the front end's output; return the beats it completes.
+
+        The work (history, moving averages, block scan, beat fiducials, template) is done by
+        the compiled :func:`_detect_block`.
+        """
         x, bad, f, t = front
         n = x.shape[0]
         j = self._reserve(n)
-        k = j + n
-        buf = self._buf
-        # the band-passed signal of this polarity goes straight into the history (negated on
-        # the way for the inverted one: one call instead of negating and copying); the raw row
-        # keeps the input's own polarity (the obvious form stored -x and multiplied the two
-        # samples read per beat by the sign again: the same numbers, negation being exact)
-        f_row = buf[_F, j:k]
-        if self._sign < 0:
-            np.negative(f, out=f_row)
-        else:
-            f_row[...] = f
-        y = np.maximum(f_row, 0.0)
-        y *= y
-        tp, self._zi1 = _fir_zi(self._b1, y, self._zi1, self._b1_rev)
-        tb, self._zi2 = _fir_zi(self._b2, y, self._zi2, self._b2_rev)
-        mean_y, self._zi_off = _iir_zi(self._b_off, self._a_off, y, self._zi_off)
-        buf[_X, j:k] = x
-        buf[_T, j:k] = t
-        buf[_TP, j:k] = tp
-        # threshold = beat average + beta * running mean (the same sum the scan used to form)
-        mean_y *= self._beta
-        np.add(tb, mean_y, out=buf[_THR, j:k])
-        if bad is None:
-            self._bad[j:k] = False
-        else:
-            self._bad[j:k] = bad
-            hits = bad.nonzero()[0]
-            if hits.size:
-                self._last_bad = self._n + int(hits[-1])  # internal index of the last one
-        self._len = k
-        self._n += n
-        beats = self._scan()
-        self._trim()
-        return beats
+        rows = self._rows
+        if rows.shape[1] < n // 2 + 1:
+            rows = self._rows = np.empty((len(_FIELDS), n // 2 + 1))
+        n_beats = _detect_block(
+            self._buf, self._bad, x, _NO_BAD if bad is None else bad, f, t, j, self._front.n_skipped,
+            self._ist, self._fst, self._template, self._cycle_mean, self._ip, self._fp, rows,
+        )  # fmt: skip
+        if n_beats == 0:
+            return _EMPTY_BEATS
+        table = rows[:, :n_beats].copy()
+        return Beats._from_table(table, table[1].astype(np.int64))
 
     # -- internals ---------------------------------------------------------------------------
     def _reserve(self, n: int) -> int:
-        """Make room for ``n`` more columns; return the column of the first one."""
+        """Make room for ``n`` more columns; return the column of the first one.
+
+        Columns before the first internal index any look-back may still read (``_S_H0``) are
+        dropped when the buffer is full; it grows only if that is not enough.
+        """
+        ist = self._ist
+        length = int(ist[_S_LEN])
         cap = self._buf.shape[1]
-        if self._len + n <= cap:
-            return self._len
-        drop = self._h0 - self._b0  # columns no look-back can reach any more
-        live = self._len - drop
+        if length + n <= cap:
+            return length
+        h0 = int(ist[_S_H0])
+        drop = h0 - int(ist[_S_B0])  # columns no look-back can reach any more
+        live = length - drop
         if live + n > cap:  # grow (a long first chunk, e.g. a whole record)
             new_cap = max(2 * cap, live + n + self._cap0)
             buf = np.empty((_N_ROWS, new_cap))
             bad = np.zeros(new_cap, dtype=bool)
-            buf[:, :live] = self._buf[:, drop : self._len]
-            bad[:live] = self._bad[drop : self._len]
+            buf[:, :live] = self._buf[:, drop:length]
+            bad[:live] = self._bad[drop:length]
             self._buf, self._bad = buf, bad
         elif drop:
-            self._buf[:, :live] = self._buf[:, drop : self._len].copy()
-            self._bad[:live] = self._bad[drop : self._len].copy()
-        self._b0 = self._h0
-        self._len = live
+            self._buf[:, :live] = self._buf[:, drop:length].copy()
+            self._bad[:live] = self._bad[drop:length].copy()
+        ist[_S_B0] = h0
+        ist[_S_LEN] = live
         return live
-
-    def _scan(self) -> Beats:
-        """Evaluate the block condition on every sample whose look-ahead is available."""
-        last_ready = self._n - 1 - self._h2
-        nxt = self._next
-        if last_ready < nxt:
-            return _EMPTY_BEATS
-        m = last_ready + 1 - nxt
-        a = nxt - self._b0
-        buf = self._buf
-        lo, hi = a + self._h2, a + self._h2 + m
-        cond = buf[_TP, a + self._h1 : a + self._h1 + m] > buf[_THR, lo:hi]
-        # every change of the condition starts or ends a block; blocks alternate
-        rows: list[tuple[float, ...]] = []
-        # no event when the condition stays as it was (the usual case: between systolic blocks)
-        if (not cond.all()) if self._in_block else cond.any():
-            events = [i + 1 for i in (cond[1:] != cond[:-1]).nonzero()[0].tolist()]  # np.flatnonzero
-            if bool(cond[0]) != self._in_block:
-                events.insert(0, 0)
-            for i in events:
-                n = nxt + i
-                if not self._in_block:
-                    self._in_block = True
-                    self._block_start = n
-                else:
-                    self._in_block = False
-                    row = self._close_block(self._block_start, n)
-                    if row is not None:
-                        rows.append(row)
-        self._next = last_ready + 1
-        if self._in_block and self._next - self._block_start > self._max_block_n + self._keep_n:
-            # an endless block (motion, saturation): restart it so the history stays bounded
-            self._block_start = self._next - self._max_block_n - 1
-        if not rows:
-            return _EMPTY_BEATS
-        table = np.array(list(zip(*rows)), dtype=np.float64)  # (9, n_beats), one row per field
-        samples = table[1].astype(np.int64)
-        return Beats._from_table(table, samples)
-
-    def _close_block(self, start: int, end: int) -> tuple[float, ...] | None:
-        """Turn the block [start, end) into a beat row, or None if it is not a beat."""
-        width = end - start
-        if width < self._w1 or width > self._max_block_n:
-            return None
-        h0, b0 = self._h0, self._b0
-        f = self._buf[_F]
-        p = start + int(f[start - b0 : end - b0].argmax())
-        if p - 1 < h0:
-            return None
-        dp, peak_val = _parabolic(*f[p - 1 - b0 : p + 2 - b0].tolist())  # Python floats: same bits, faster
-        p_frac = p + dp
-        if self._last_peak is not None and p_frac - self._last_peak < self._min_int_n:
-            return None
-        lo = max(h0 + 1, p - self._foot_n)
-        if self._last_peak is not None:
-            lo = max(lo, int(math.floor(self._last_peak)) + 1)
-        if lo >= p:
-            return None
-        q = lo + int(f[lo - b0 : p - b0].argmin())
-        dq, foot_val = _parabolic(*f[q - 1 - b0 : q + 2 - b0].tolist())
-        up = q + _steepest(f[q - b0 : p + 2 - b0])
-        g0 = max(h0, q - self._guard_n)
-        # the slice is only read when a non-finite sample was seen that late (rare)
-        if self._last_bad >= g0 and self._bad[g0 - b0 : end + 1 - b0].any():
-            self._last_peak = p_frac
-            return None
-        self._last_peak = p_frac
-        corr = self._template_corr(p)
-        dt = 1.0 / self.sfreq
-        shift = self.peak_delay_s * self.sfreq
-        tt = self._buf[_T]
-        peak_time = float(tt[p - b0]) + dp * dt - self.peak_delay_s
-        foot_time = float(tt[q - b0]) + dq * dt - self.peak_delay_s
-        k_up = int(math.floor(up))
-        up_time = float(tt[k_up - b0]) + (up - k_up) * dt - self.upstroke_delay_s
-        p_raw = int(min(max(round(p_frac - shift), h0), self._n - 1))
-        q_raw = int(min(max(round(q + dq - shift), h0), self._n - 1))
-        detect_time = tt[end + self._h2 - b0]
-        xx = self._buf[_X]
-        return (
-            float(peak_time),
-            float(int(round(p_frac - shift)) + self._front.n_skipped),
-            float(foot_time),
-            float(peak_val - foot_val),
-            float(xx[p_raw - b0]),  # the raw row holds the input as given (see _feed)
-            float(xx[q_raw - b0]),
-            float(detect_time),
-            corr,
-            float(up_time),
-        )
-
-    def _template_corr(self, p: int) -> float:
-        """Correlate the pulse around sample ``p`` with the running template, then update it."""
-        if p - self._cycle_before < self._h0:
-            return math.nan
-        b0 = self._b0
-        f = self._buf[_F]
-        if self._track_cycle:
-            cyc = f[p - self._cycle_before - b0 : p + self._tpl_after + 1 - b0]
-            self._cycle = cyc.copy() if self._cycle is None else 0.9 * self._cycle + 0.1 * cyc
-        seg = f[p - self._tpl_before - b0 : p + self._tpl_after + 1 - b0]
-        # (seg - mean) / sd with numpy's mean and std arithmetic (same bits), sharing seg - mean
-        n = seg.shape[0]
-        z = seg - np.add.reduce(seg) / n
-        sq = z * z
-        sd = math.sqrt(np.add.reduce(sq) / n)
-        if not sd > 0.0:
-            return 0.0
-        z /= sd
-        if self._template is None:
-            self._template = z
-            return math.nan
-        tpl = self._template
-        d = tpl - np.add.reduce(tpl) / n  # tpl.std(), as numpy computes it (same bits)
-        d *= d
-        sd_tpl = math.sqrt(np.add.reduce(d) / n)
-        corr = float(np.dot(z, tpl) / (z.size * max(sd_tpl, 1e-12)))
-        corr = min(1.0, max(-1.0, corr))
-        weight = 0.1 if corr > 0.5 else 0.02  # artefacts barely move the template
-        tpl = (1.0 - weight) * self._template
-        z *= weight
-        tpl += z
-        tpl -= np.add.reduce(tpl) / tpl.shape[0]  # = tpl.mean(), same bits
-        self._template = tpl
-        return corr
-
-    def _trim(self) -> None:
-        """Advance the start of the history that a future beat can need."""
-        keep_from = self._next - self._keep_n
-        if self._in_block:
-            keep_from = min(keep_from, self._block_start - self._foot_n - self._guard_n - 2)
-        if keep_from > self._h0:
-            self._h0 = keep_from
 
 
 _MAX_CALIB_ROUNDS = 4  # polarity="auto" decides after at most 4 calibration periods ...
@@ -746,8 +904,7 @@ class PulseDetector:
     finds 1.5 times as much regular beat time (e.g. after a noisy start); the interval across a
     switch is irregular.  After calibration the inactive polarity, which only serves that check,
     is run on blocks of 2 s of samples at fixed sample counts instead of on every input chunk
-    (a fraction of the per-call cost; its beats can differ from chunk-by-chunk processing only
-    by floating-point rounding of the moving averages).  Warm-up: the moving
+    (a fraction of the per-call cost).  Warm-up: the moving
     averages fill in 0.7 s and the threshold offset settles over ``offset_tau_s``; the first
     beats may be missed.  Leading NaN samples are skipped until the first finite sample (the
     filter starts there); later NaN samples are held at the last finite value and beats near
@@ -805,8 +962,12 @@ class PulseDetector:
         self._k: int | None = 0 if len(self._dets) == 1 else None  # active detector
         for d in self._dets:  # the mean cycles only serve the calibration's tie-break
             d._track_cycle = self._k is None
-        # front-end blocks not yet seen by the inactive polarity (auto, after calibration)
-        self._deferred: list[tuple[FloatArray, BoolArray | None, FloatArray, FloatArray]] = []
+        # front-end output not yet seen by the inactive polarity (auto, after calibration): rows
+        # x, f, t of the samples from internal count _def_n0 on, _def_len of them
+        self._def_buf = np.empty((3, 4 * self._catch_n + 256))
+        self._def_bad = np.zeros(self._def_buf.shape[1], dtype=bool)
+        self._def_len = 0
+        self._def_n0 = 0
         self._held: list[list[Beats]] = [[] for _ in self._dets]
         self._n = 0
         self._against = 0  # consecutive checks whose evidence favours the other polarity
@@ -894,30 +1055,52 @@ class PulseDetector:
         return Beats.concatenate(out)
 
     def _defer(self, front: tuple[FloatArray, BoolArray | None, FloatArray, FloatArray], n_before: int) -> None:
-        """Queue a front-end block for the inactive polarity; catch up at every block boundary.
+        """Keep a front-end block for the inactive polarity; catch up at every block boundary.
 
         Blocks are ``_catch_n`` samples counted from each period start (the last one ends at the
         period end), so the inactive detector always sees the same blocks whatever the chunking.
+        The samples wait in one append-only buffer (``_def_buf``), fed as views.
         """
         x, bad, f, t = front
-        pos, n = 0, n_before
-        while pos < x.size:
-            in_period = n % self._calib_n
-            take = min(x.size - pos, self._catch_n - in_period % self._catch_n, self._calib_n - in_period)
-            part = slice(pos, pos + take)
-            self._deferred.append((_kept(x[part]), None if bad is None else bad[part].copy(), f[part], _kept(t[part])))
-            pos += take
-            n += take
-            if (n % self._calib_n) % self._catch_n == 0 and n % self._calib_n != 0:
-                self._catch_up()  # the period-end block is caught up just before the check
+        m = x.shape[0]
+        if self._def_len == 0:
+            self._def_n0 = n_before
+        j = self._def_len
+        if j + m > self._def_buf.shape[1]:  # (only a chunk longer than a catch-up block)
+            grown = np.empty((3, 2 * (j + m)))
+            grown[:, :j] = self._def_buf[:, :j]
+            grown_bad = np.zeros(grown.shape[1], dtype=bool)
+            grown_bad[:j] = self._def_bad[:j]
+            self._def_buf, self._def_bad = grown, grown_bad
+        buf = self._def_buf
+        buf[0, j : j + m] = x
+        buf[1, j : j + m] = f
+        buf[2, j : j + m] = t
+        self._def_bad[j : j + m] = False if bad is None else bad
+        self._def_len = j + m
+        # every block boundary crossed inside the period: catch up to it (the period-end block is
+        # caught up just before the check; a call never crosses a period end)
+        period0 = n_before - n_before % self._calib_n
+        b = period0 + ((n_before - period0) // self._catch_n + 1) * self._catch_n
+        while b <= n_before + m and b - period0 < self._calib_n:
+            self._catch_up(b)
+            b += self._catch_n
 
-    def _catch_up(self) -> None:
-        """Run the inactive polarity over the deferred blocks (a few seconds of samples)."""
-        if not self._deferred:
+    def _catch_up(self, upto: int | None = None) -> None:
+        """Run the inactive polarity over the kept samples up to internal count ``upto`` (all if None)."""
+        n = self._def_len if upto is None else upto - self._def_n0
+        if n <= 0:
             return
         other = 1 - int(self._k or 0)
-        b = self._dets[other]._feed(_join_fronts(self._deferred))
-        self._deferred = []
+        buf, bad = self._def_buf, self._def_bad
+        # (an all-False mask gives what None gives)
+        b = self._dets[other]._feed((buf[0, :n], bad[:n], buf[1, :n], buf[2, :n]))
+        rest = self._def_len - n
+        if rest:  # (samples after the boundary, from the same input block)
+            buf[:, :rest] = buf[:, n : self._def_len].copy()
+            bad[:rest] = bad[n : self._def_len].copy()
+        self._def_len = rest
+        self._def_n0 += n
         if len(b):
             self._held[other].append(b)
 
@@ -973,24 +1156,6 @@ class PulseDetector:
         beats = held[k]
         self._held = [[] for _ in self._dets]
         return replace(beats, detect_times=np.full(len(beats), t_now))
-
-
-def _kept(a: FloatArray) -> FloatArray:
-    """``a`` to keep for later: itself if read-only (views of a chunk's frozen arrays), else a copy."""
-    return a if not a.flags.writeable else a.copy()
-
-
-def _join_fronts(
-    fronts: list[tuple[FloatArray, BoolArray | None, FloatArray, FloatArray]],
-) -> tuple[FloatArray, BoolArray | None, FloatArray, FloatArray]:
-    """Concatenate front-end blocks in order."""
-    if len(fronts) == 1:
-        return fronts[0]
-    xs, bads, fs, ts = zip(*fronts, strict=True)
-    bad = None
-    if any(b is not None for b in bads):
-        bad = np.concatenate([np.zeros(x.size, dtype=bool) if b is None else b for x, b in zip(xs, bads, strict=True)])
-    return np.concatenate(xs), bad, np.concatenate(fs), np.concatenate(ts)
 
 
 def _template_asymmetry(template: FloatArray | None) -> float:

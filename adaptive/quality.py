@@ -22,6 +22,11 @@ corrupts PPG and EEG, so consumers multiply their own quality by ``QUALITY_ACCEL
 
 Bad data lowers quality and never raises; a wrong call (wrong kind, rate or channel count)
 raises ``ValueError`` through :func:`adaptive._checks.check_chunk`.
+
+Speed: windows without missing samples (the usual case) are scored by compiled kernels
+(:mod:`adaptive._jit`: :func:`_ppg_quality_finite`, :func:`_accel_quality_kernel`) with the
+numpy form's arithmetic (sums in numpy's pairwise order, :func:`_pairwise_sum`): the same
+bits.  Windows with missing samples take the numpy form.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import NDArray
 
 from ._checks import check_chunk, check_positive
+from ._jit import kernel
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
 
 if TYPE_CHECKING:
@@ -54,6 +59,139 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+# -- compiled kernels -------------------------------------------------------------------------------------
+# Input arrays are declared read-only (any layout): writeable arrays match too, and the
+# streaming windows are read-only views.
+_RO1 = "Array(float64, 1, 'A', readonly=True)"
+_RO2 = "Array(float64, 2, 'A', readonly=True)"
+
+@kernel(f"float64({_RO1}, int64, int64)")
+def _pairwise_sum(a, lo, n):  # pragma: no cover - compiled
+    """``np.add.reduce(a[lo : lo + n])`` with numpy's own pairwise summation (same bits)."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    if n <= 128:  # numpy's PW_BLOCKSIZE: eight running sums, then the remainder
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        m = n - n % 8
+        while i < m:
+            j = lo + i
+            r0 += a[j]
+            r1 += a[j + 1]
+            r2 += a[j + 2]
+            r3 += a[j + 3]
+            r4 += a[j + 4]
+            r5 += a[j + 5]
+            r6 += a[j + 6]
+            r7 += a[j + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
+
+
+@kernel(f"float64({_RO1}, int64)")
+def _flat_samples(x, min_run):  # pragma: no cover - compiled
+    """``flat_share(x, min_run) * x.size`` for finite ``x`` (n >= 2, min_run >= 2): samples in flat runs."""
+    total = 0
+    run = 0  # repeats in the current run of identical values
+    for i in range(1, x.shape[0]):
+        if x[i] == x[i - 1]:
+            run += 1
+        else:
+            if run + 1 >= min_run:
+                total += run + 1
+            run = 0
+    if run + 1 >= min_run and run > 0:
+        total += run + 1
+    return float(total)
+
+
+@kernel(f"int64({_RO1}, int64)")
+def _clip_count(x, min_count):  # pragma: no cover - compiled
+    """``clip_share(x, min_count) * x.size`` for non-empty finite ``x``: samples on a repeated extreme."""
+    hi = x[0]
+    lo = x[0]
+    for i in range(1, x.shape[0]):
+        v = x[i]
+        if v > hi:
+            hi = v
+        if v < lo:
+            lo = v
+    c_hi = 0
+    c_lo = 0
+    for i in range(x.shape[0]):
+        if x[i] == hi:
+            c_hi += 1
+        if x[i] == lo:
+            c_lo += 1
+    total = c_hi if c_hi >= min_count else 0
+    if hi != lo and c_lo >= min_count:
+        total += c_lo
+    return total
+
+
+@kernel("float64(float64)")
+def _unit(v):  # pragma: no cover - compiled
+    """One factor of :func:`combine_quality`: ``0.0 if isnan(v) else min(1.0, max(0.0, v))``."""
+    if v != v:
+        return 0.0
+    v = v if v > 0.0 else 0.0  # Python's max(0.0, v) keeps the first of equals
+    return v if v < 1.0 else 1.0
+
+
+@kernel(f"float64({_RO1}, int64, int64, float64)")
+def _ppg_quality_finite(x, run, min_clip, coverage):  # pragma: no cover - compiled
+    """:func:`ppg_window_quality` of a non-empty window; NaN if a sample is not finite (then use numpy)."""
+    n = x.shape[0]
+    for i in range(n):
+        if not math.isfinite(x[i]):
+            return math.nan
+    flat = _flat_samples(x, run) / n if n >= 2 else 0.0
+    clip = _clip_count(x, min_clip) / n
+    # = combine_quality(1.0, 1.0 - flat, 1.0 - clip, coverage)
+    return _unit(1.0 - flat) * _unit(1.0 - clip) * _unit(coverage)
+
+
+@kernel(f"float64({_RO2}, int64, int64, float64, float64)")
+def _accel_quality_kernel(x, run, min_clip, still_g, moving_g):  # pragma: no cover - compiled
+    """Quality of :func:`_accel_quality_finite` of a window (n_rows, n >= 2); -1 if a sample is not finite."""
+    n_rows, n = x.shape
+    for r in range(n_rows):
+        for i in range(n):
+            if not math.isfinite(x[r, i]):
+                return -1.0
+    # np.var of each row as numpy computes it (pairwise sums), summed in row order
+    var = 0.0
+    d = np.empty(n)
+    for r in range(n_rows):
+        row = x[r]
+        mean = _pairwise_sum(row, 0, n) / n
+        for i in range(n):
+            v = row[i] - mean
+            d[i] = v * v
+        var += _pairwise_sum(d, 0, n) / n
+    motion = math.sqrt(var) if var == var else math.nan
+    flat = 0.0
+    clip = 0.0
+    for r in range(n_rows):
+        flat = max(flat, _flat_samples(x[r], run) / n)
+        clip = max(clip, _clip_count(x[r], min_clip) / n)
+    if motion != motion:
+        return 0.0
+    q_motion = _unit(1.0 - (motion - still_g) / (moving_g - still_g))
+    return 1.0 * _unit(1.0 - flat) * _unit(1.0 - clip) * q_motion
 
 
 def flat_share(x: FloatArray, min_run: int) -> float:
@@ -139,59 +277,21 @@ def ppg_window_quality(
     n = x.shape[0]
     if n == 0:
         return 0.0
-    if not math.isfinite(float(_add_reduce(x))) and not np.all(np.isfinite(x)):
-        nan_share = float(np.mean(~np.isfinite(x)))
-        flat = flat_share(x, max(2, int(round(flat_run_s * sfreq))))
-        clip = clip_share(x, min_clip_samples)
-        return combine_quality(1.0 - nan_share, 1.0 - flat, 1.0 - clip, clean_coverage)
-    # every sample finite (the usual case): the same shares with fewer calls
-    flat = 0.0
     run = max(2, int(round(flat_run_s * sfreq)))
-    if n >= 2:
-        same = x[1:] == x[:-1]
-        # flat_share's own early exit, inlined (too few repeats for one run of `run` samples),
-        # then a test for any run of run - 1 repeats in a row before measuring the runs
-        if int(_add_reduce(same, dtype=np.intp)) >= run - 1 and _has_true_run(same, run - 1):
-            flat = flat_share(x, run)
-    clip = _clip_share_finite(x, min_clip_samples)
-    # = combine_quality(1.0, 1.0 - flat, 1.0 - clip, clean_coverage), whose first factor is 1
-    q = min(1.0, max(0.0, 1.0 - flat))
-    q *= min(1.0, max(0.0, 1.0 - clip))
-    cov = float(clean_coverage)
-    q *= 0.0 if math.isnan(cov) else min(1.0, max(0.0, cov))
-    return q
-
-
-def _has_true_run(mask: NDArray[np.bool_], k: int) -> bool:
-    """True if the 1-D ``mask`` holds ``k`` (>= 1) consecutive True values.
-
-    ``a[i]`` becomes "the run starting at ``i`` holds ``covered`` Trues" by and-ing shifted
-    copies, doubling ``covered`` each step (the last step overlaps): about log2(k) calls.
-    """
-    a = mask
-    covered = 1
-    while covered < k and a.shape[0]:
-        step = min(covered, k - covered)
-        a = a[:-step] & a[step:]
-        covered += step
-    return bool(a.any())
+    # every sample finite (the usual case): the shares in one compiled pass (NaN otherwise)
+    q = _ppg_quality_finite(x, run, int(min_clip_samples), float(clean_coverage))
+    if q == q:
+        return q
+    # some sample is missing
+    nan_share = float(np.mean(~np.isfinite(x)))
+    flat = flat_share(x, run)
+    clip = clip_share(x, min_clip_samples)
+    return combine_quality(1.0 - nan_share, 1.0 - flat, 1.0 - clip, clean_coverage)
 
 
 _add_reduce = np.add.reduce
 _max_reduce = np.maximum.reduce
 _min_reduce = np.minimum.reduce
-
-
-def _clip_share_finite(x: FloatArray, min_count: int) -> float:
-    """:func:`clip_share` of a non-empty 1-D array of finite samples (same number, fewer calls)."""
-    hi, lo = float(_max_reduce(x)), float(_min_reduce(x))
-    c = int(np.count_nonzero(x == hi))
-    total = c if c >= min_count else 0
-    if hi != lo:
-        c = int(np.count_nonzero(x == lo))
-        if c >= min_count:
-            total += c
-    return total / x.shape[0]
 
 
 def accel_window_quality(
@@ -510,6 +610,7 @@ class AccelQualityMonitor:
         self.config = config if config is not None else AccelQualityConfig()
         self._win_n = max(2, int(round(self.config.window_s * self.sfreq)))
         self._hop_n = max(1, int(round(self.config.hop_s * self.sfreq)))
+        self._flat_run = max(2, int(round(self.config.flat_run_s * self.sfreq)))  # as accel_window_quality
         self.reset()
 
     def reset(self) -> None:
@@ -545,11 +646,9 @@ class AccelQualityMonitor:
     def _estimate(self, win: FloatArray, t: float) -> Estimate:
         cfg = self.config
         if win.shape[1] >= 2:
-            # = accel_window_quality's own test (_all_finite) and fast path, the test made on
-            # the row sums the variance needs anyway: finite row sums prove every sample finite
-            sums = _add_reduce(win, axis=1, keepdims=True)
-            if all(map(math.isfinite, sums.ravel().tolist())) or _all_finite(win):
-                q, _ = _accel_quality_finite(win, self.sfreq, cfg.still_g, cfg.moving_g, cfg.flat_run_s, 3, sums)
+            # = accel_window_quality's fast path (every sample finite) in one compiled pass
+            q = _accel_quality_kernel(win, self._flat_run, 3, cfg.still_g, cfg.moving_g)
+            if q >= 0.0:
                 return Estimate._trusted(Metric.QUALITY_ACCEL, q, 1.0, t)
         q, _ = accel_window_quality(
             win, self.sfreq, still_g=cfg.still_g, moving_g=cfg.moving_g, flat_run_s=cfg.flat_run_s

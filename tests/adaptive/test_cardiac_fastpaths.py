@@ -1,7 +1,9 @@
 """Reference checks of the fast paths in adaptive.cardiac, adaptive.ppg and adaptive.quality.
 
 Each fast path must give exactly (bit for bit) what the obvious form it replaces gives, so
-these tests compare with ``==`` / ``array_equal``, not with a tolerance.
+these tests compare with ``==`` / ``array_equal``, not with a tolerance.  The exceptions are the
+compiled kernels that sum a dot product in another order than BLAS (template correlation, the
+tachogram's detrend slope): there the tolerance is rounding (rtol 1e-12).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from numpy.testing import assert_array_equal
 
 import adaptive.cardiac as cardiac
 from adaptive.cardiac import CardiacEstimator, _IntervalStore, _periodogram, _spec_plan
-from adaptive.ppg import Beats, PulseConfig, _polarity_scores, _regular_seconds, reference_pulse
-from adaptive.quality import _has_true_run, flat_share, ppg_window_quality
+from adaptive.ppg import _FIELDS, Beats, PulseConfig, _polarity_scores, _regular_seconds, reference_pulse
+from adaptive.quality import flat_share, ppg_window_quality
 from adaptive.types import Chunk
 
 SFREQ = 64.0
@@ -94,18 +96,6 @@ def test_regular_seconds_equal_polarity_scores() -> None:
         assert _regular_seconds(beats.upstroke_times, beats.template_corr, cfg.min_interval_s) == _polarity_scores(beats, cfg)[0]
 
 
-def test_has_true_run() -> None:
-    rng = np.random.default_rng(3)
-    for _ in range(3000):
-        mask = rng.random(int(rng.integers(0, 50))) < rng.random()
-        k = int(rng.integers(1, 20))
-        longest = run = 0
-        for v in mask:
-            run = run + 1 if v else 0
-            longest = max(longest, run)
-        assert _has_true_run(mask, k) == (longest >= k)
-
-
 def test_ppg_window_quality_flat_runs() -> None:
     # quantised windows with and without flat runs: the finite path equals the general one
     rng = np.random.default_rng(4)
@@ -120,3 +110,160 @@ def test_ppg_window_quality_flat_runs() -> None:
 
         expected = combine_quality(1.0, 1.0 - flat, 1.0 - clip_share(x, 3), 0.7)
         assert ppg_window_quality(x, SFREQ, 0.7) == expected
+
+
+# -- compiled kernels (adaptive._jit) against the numpy forms they replace ----------------------------------
+def _nan_equal(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all((x == y) or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))
+
+
+def test_pairwise_sum_equals_add_reduce() -> None:
+    from adaptive.quality import _pairwise_sum
+
+    rng = np.random.default_rng(5)
+    for n in [*range(0, 140), 255, 256, 257, 1000, 4097]:
+        x = rng.standard_normal(n + 7) * 10 ** rng.uniform(-8, 8, n + 7)
+        lo = int(rng.integers(0, 8))
+        assert _pairwise_sum(x, lo, n) == np.add.reduce(x[lo : lo + n])
+        ro = x[::2].copy()
+        ro.flags.writeable = False  # read-only views (the streaming windows) are accepted
+        assert _pairwise_sum(ro, 0, ro.size) == np.add.reduce(ro)
+
+
+def test_accel_kernel_equals_numpy_form() -> None:
+    from adaptive.quality import _accel_quality_finite, _accel_quality_kernel
+
+    rng = np.random.default_rng(6)
+    for _ in range(400):
+        n = int(rng.integers(2, 160))
+        x = 0.01 * rng.standard_normal((3, n)).cumsum(axis=1) * rng.uniform(0.1, 30.0)
+        if rng.random() < 0.5:
+            x = np.round(x, int(rng.integers(1, 4)))  # quantised: repeats, flat runs, clipping
+        if rng.random() < 0.3:
+            s = int(rng.integers(0, n))
+            x[int(rng.integers(3)), s : s + int(rng.integers(2, 60))] = x[0, s]
+        run = int(rng.integers(2, 40))
+        got = _accel_quality_kernel(x, run, 3, 0.02, 0.2)
+        flat_run_s = run / 52.0  # round(flat_run_s * 52) == run
+        assert got == _accel_quality_finite(x, 52.0, 0.02, 0.2, flat_run_s, 3)[0]
+    x[1, 3] = np.nan
+    assert _accel_quality_kernel(x, 26, 3, 0.02, 0.2) == -1.0  # not finite: the numpy path decides
+
+
+def test_front_filter_equals_sosfilter() -> None:
+    from adaptive.filters import SosFilter, design_sos
+    from adaptive.ppg import _front_filter
+    from scipy.signal import sosfilt_zi
+
+    rng = np.random.default_rng(7)
+    sos = design_sos(SFREQ, l_freq=0.5, h_freq=8.0, order=2)
+    x = 30000.0 + np.cumsum(rng.standard_normal(20000))
+    ref = SosFilter(sos)
+    zi = sosfilt_zi(sos) * x[0]
+    pos = 0
+    while pos < x.size:
+        n = int(rng.integers(1, 300))
+        part = x[pos : pos + n]
+        out = np.empty(part.size)
+        assert _front_filter(sos, zi, part, out) == 0
+        assert_array_equal(out, ref.process_row(part))
+        pos += n
+    bad = x[:10].copy()
+    bad[[2, 5]] = [np.nan, np.inf]
+    zi_before = zi.copy()
+    assert _front_filter(sos, zi, bad, np.empty(10)) == 2
+    assert_array_equal(zi, zi_before)  # nothing filtered
+
+
+def _random_intervals(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ibi = rng.uniform(0.6, 1.2, n) * (1.0 + 0.05 * np.sin(np.arange(n) / 3.0))
+    times = 100.0 + np.cumsum(ibi)
+    clean = rng.random(n) < rng.uniform(0.3, 1.0)
+    return times, ibi, clean
+
+
+def test_hr_stats_equals_hr_values() -> None:
+    from adaptive.cardiac import _hr_stats, _hr_values
+
+    rng = np.random.default_rng(8)
+    for _ in range(2000):
+        _, ibi, clean = _random_intervals(rng, int(rng.integers(0, 25)))
+        if ibi.size and rng.random() < 0.1:
+            ibi[rng.integers(ibi.size)] = rng.choice([np.nan, np.inf])
+        window_s = float(rng.uniform(3.0, 15.0))
+        assert _nan_equal(_hr_stats(ibi, clean, window_s), _hr_values(ibi[clean], window_s))
+
+
+def test_hrv_kernels_equal_numpy_form() -> None:
+    # _hrv_values (kernels + FFT) against RMSSD with numpy and _spectral_window (np.interp,
+    # _periodogram): equal but for the order of the detrend's dot product (rounding)
+    from adaptive.cardiac import CardiacConfig, _hrv_values, _spectral_window
+
+    cfg = CardiacConfig()
+    rng = np.random.default_rng(9)
+    n_spec = 0
+    for _ in range(300):
+        times, ibi, clean = _random_intervals(rng, int(rng.integers(0, 90)))
+        t_end = float(times[-1] + rng.uniform(0.0, 1.0)) if times.size else 170.0
+        got = _hrv_values(times, ibi, clean, t_end, 64.0, cfg)
+        pair = clean[1:] & clean[:-1]
+        d = np.diff(ibi)[pair]
+        rmssd = float(np.sqrt(np.sum(d * d) / d.size) * 1000.0) if d.size >= 3 else math.nan
+        pair_cov = min(1.0, float(np.sum(ibi[1:][pair])) / 64.0) if ibi.size >= 2 else 0.0
+        assert _nan_equal(got[0], (rmssd, pair_cov if math.isfinite(rmssd) else 0.0))
+        coverage = min(1.0, float(np.sum(ibi[clean])) / 64.0)
+        if coverage >= cfg.min_coverage and clean.sum() >= 8:
+            n_spec += 1
+            ref = _spectral_window(times[clean], ibi[clean], t_end - 64.0, t_end, cfg.resample_hz)
+            np.testing.assert_allclose([v for v, _ in got[1:]], ref, rtol=1e-12, atol=0)
+            assert [q for _, q in got[1:]] == [coverage if math.isfinite(v) else 0.0 for v in ref]
+        else:
+            assert all(math.isnan(v) and q == 0.0 for v, q in got[1:])
+    assert n_spec > 50  # the test saw spectra
+
+
+def test_interval_cleaner_equals_python_rules() -> None:
+    from adaptive.cardiac import CardiacConfig, IntervalCleaner
+
+    cfg = CardiacConfig()
+    rng = np.random.default_rng(10)
+    for _ in range(200):
+        n = int(rng.integers(0, 40))
+        t = np.cumsum(rng.uniform(0.2, 1.6, n))
+        corr = rng.uniform(0.6, 1.0, n)
+        corr[rng.random(n) < 0.1] = np.nan
+        z = np.zeros(n)
+        beats = Beats(t, np.zeros(n, dtype=np.int64), z, z, z, z, t + 0.5, corr, t)
+        cleaner = IntervalCleaner(cfg)
+        cut = int(rng.integers(0, n + 1))  # two calls: the state carries over
+        parts = [cleaner.add(Beats(*(getattr(beats, f)[:cut] for f in _FIELDS))),
+                 cleaner.add(Beats(*(getattr(beats, f)[cut:] for f in _FIELDS)))]
+        # the rules as a plain loop (the form the kernel replaced)
+        rows, recent, last_t, last_c = [], [], None, math.nan
+        for ti, ci in zip(t.tolist(), corr.tolist(), strict=True):
+            if last_t is not None:
+                ibi = ti - last_t
+                in_range = cfg.min_ibi_s <= ibi <= cfg.max_ibi_s
+                valid = in_range
+                if valid and recent:
+                    ref = float(np.median(recent))
+                    valid = abs(ibi - ref) <= cfg.max_jump * ref
+                if in_range:
+                    recent = (recent + [ibi])[-cfg.ref_n :]
+                rows.append((ti, ibi, valid, valid and ci >= 0.85 and last_c >= 0.85, ti + 0.5))
+            last_t, last_c = ti, ci
+        got = [row for p in parts for row in zip(p.times.tolist(), p.ibi_s.tolist(), p.valid.tolist(),
+                                                  p.clean.tolist(), p.detect_times.tolist(), strict=True)]
+        assert got == rows
+
+
+def test_nan_estimates_are_math_nan() -> None:
+    # a NaN from a kernel is a new float object; estimates carry math.nan itself, as the numpy
+    # form did, so that estimates (dataclasses compared field by field) compare equal
+    x, t = _ppg(80.0, seed=3)
+    est = CardiacEstimator(SFREQ)
+    out = []
+    for s in range(0, x.size, 32):
+        out += est.update(Chunk("ppg", x[np.newaxis, s : s + 32], t[s : s + 32], SFREQ, ("ppg",)))
+    nans = [e.value for e in out if math.isnan(e.value)]
+    assert nans and all(v is math.nan for v in nans)
