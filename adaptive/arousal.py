@@ -99,6 +99,8 @@ _DEFAULT_WEIGHTS = {
 
 _PPG_WEIGHTS = {Metric.HR_BPM: 0.7, Metric.RMSSD_MS: 0.3}
 
+_QUALITY_ACCEL = Metric.QUALITY_ACCEL
+
 
 @dataclass(frozen=True, slots=True)
 class ArousalConfig:
@@ -229,6 +231,11 @@ class ArousalEstimator:
         if not isinstance(self.config, ArousalConfig):
             raise TypeError(f"Invalid value for 'config': expected an ArousalConfig, got {type(self.config).__name__}.")
         self._wsum = float(sum(self.config.weights.values()))
+        # what update() looks at, and per input (metric, weight, sign, log transform), built once
+        self._used = frozenset(self.config.weights) | {Metric.QUALITY_ACCEL}
+        self._terms = tuple(
+            (m, w, AROUSAL_INPUTS[m].sign, AROUSAL_INPUTS[m].log) for m, w in self.config.weights.items()
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -256,23 +263,30 @@ class ArousalEstimator:
         -------
         arousal : list of Estimate
         """
-        items = list(estimates)
-        for e in items:
+        used = self._used
+        items: list[Estimate] = []
+        for e in estimates:
             if not isinstance(e, Estimate):
                 raise TypeError(f"Invalid value for 'estimates': expected Estimate items, got {type(e).__name__}.")
+            if e.metric in used:  # the others are ignored
+                items.append(e)
+        if not items:
+            return []
         driver = self.config.driver
-        order = sorted(range(len(items)), key=lambda i: (items[i].time, items[i].metric == driver, i))
+        if len(items) > 1:  # time order, the driver last at equal times (a stable sort: else input order)
+            items.sort(key=lambda e: (e.time, e.metric == driver))
         out: list[Estimate] = []
-        for i in order:
-            e = items[i]
-            if e.metric == Metric.QUALITY_ACCEL:
+        latest = self._latest
+        for e in items:
+            metric = e.metric
+            if metric == _QUALITY_ACCEL:
                 self._motion = e
-            elif e.metric in self.config.weights:
-                self._latest[e.metric] = e
-                if self._ref is None:
-                    self._baseline[e.metric].add(self._transform(e.metric, e.value), e.quality, e.time)
-                if e.metric == driver:
-                    out.append(self._emit(e.time))
+                continue
+            latest[metric] = e
+            if self._ref is None:
+                self._baseline[metric].add(self._transform(metric, e.value), e.quality, e.time)
+            if metric == driver:
+                out.append(self._emit(e.time))
         return out
 
     @staticmethod
@@ -304,23 +318,28 @@ class ArousalEstimator:
             if self._ref is None:
                 return Estimate._trusted(Metric.AROUSAL, math.nan, 0.0, t)
         cfg = self.config
+        ref, latest, max_age = self._ref, self._latest, cfg.max_age_s
         s = 0.0
         wq = 0.0
-        for m, w in cfg.weights.items():
-            e = self._latest.get(m)
-            if e is None or m not in self._ref or t - e.time > cfg.max_age_s:
+        for m, w, sign, log in self._terms:
+            e = latest.get(m)
+            if e is None or m not in ref or t - e.time > max_age:
                 continue
-            x = self._transform(m, e.value)
+            x = e.value
+            if log:
+                x = math.log(x) if x > 0 else math.nan
             if not math.isfinite(x) or e.quality <= 0:
                 continue
-            mu, spread = self._ref[m]
-            z = AROUSAL_INPUTS[m].sign * (x - mu) / spread
+            mu, spread = ref[m]
+            z = sign * (x - mu) / spread
             s += w * e.quality * z
             wq += w * e.quality
         s /= self._wsum
         q = wq / self._wsum
-        if self._motion is not None and t - self._motion.time <= cfg.max_age_s:
-            q *= min(1.0, max(0.0, self._motion.value)) if math.isfinite(self._motion.value) else 0.0
+        motion = self._motion
+        if motion is not None and t - motion.time <= max_age:
+            v = motion.value  # q *= min(1.0, max(0.0, v)), or 0 if v is not finite
+            q *= (1.0 if v >= 1.0 else v if v > 0.0 else 0.0) if math.isfinite(v) else 0.0
         return Estimate._trusted(Metric.AROUSAL, math.tanh(s / 2.0), min(1.0, max(0.0, q)), t)
 
 

@@ -53,8 +53,9 @@ ADC saturates near +-1000 uV.
 
 Validation (``experiments/bench/eeg.py``, 4 s windows every 1 s, within-subject AUC on
 ``muse_mental_state_bird``): relaxed vs concentrating 0.955, relaxed vs neutral 0.970 per
-window. Cost: one 5-taper spectrum of 4 x 1024 samples per hop (about 0.3 ms on the 2-core CI
-machine with warm caches, half of it the 20 FFTs), about 10 us for the other 12-sample updates.
+window. Cost: one 5-taper spectrum of 4 x 1024 samples per hop, about 0.17 ms on the 2-core CI
+machine, half of it numpy's batched ``rfft`` of the 20 tapered rows; the rest is three compiled
+kernels (``adaptive._jit``) and building the result. Updates that complete no window only copy.
 
 Channel roles are chosen by name (:func:`eeg_channel_roles`): channels whose name contains
 ``AUX`` are ignored; posterior = TP9/TP10, else 10-20 names O*, PO*, P*, TP*, else every
@@ -75,6 +76,7 @@ import numpy as np
 from scipy.signal.windows import dpss
 
 from ._checks import check_chunk
+from ._jit import kernel
 from .errors import ConfigError
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
 
@@ -528,7 +530,7 @@ class EegFeatures:
         return tuple(n for n, f in zip(self.ch_names, self.flags) if flag & f)
 
 
-# Columns of _Plan.masks2 after the reported bands.
+# Columns of _Plan.weights after the reported bands.
 _ALPHA, _BROAD, _LINE, _EMG = len(BANDS), len(BANDS) + 1, len(BANDS) + 2, len(BANDS) + 3
 
 
@@ -537,14 +539,16 @@ class _Plan:
     """Everything about one (n_times, sfreq, config) that can be computed once."""
 
     n: int
-    tapers: FloatArray  # (n_tapers, n) unit-energy DPSS
-    used: slice  # the (re, im) columns of the spectrum that any band uses (1-100 Hz)
-    masks2: FloatArray  # (used, n_bands + 4): |X|^2 as (re, im) pairs -> band power in uV^2
+    tapers: FloatArray  # (n_tapers, n) unit-energy DPSS, C order
+    bin0: int  # first spectrum bin any band uses (1 Hz)
+    weights: FloatArray  # (n_used_bins, n_bands + 4): sum_k |X_k|^2 of bin bin0 + b -> power in uV^2
+    runs: np.ndarray  # (n_runs, 3) int64: (column, first, end) runs of used bins a column sums
+    scale: float  # the weights' non-zero value (one-sided PSD, taper mean and df)
+    lines: FloatArray  # (2, n): t (centred sample index) and t / (t @ t); line = mean + slope * t
     proj: FloatArray  # (n, 8): x @ proj = (mean, slope per sample, 6 zero columns)
     basis: FloatArray  # (2, n): (mean, slope) @ basis = the least-squares line
     box: int  # samples per 0.1 s blink-detector block
     block_start: int  # first sample of the blocks tiling the end of the window
-    box_w: FloatArray  # (box,) 1 / box: (..., n_blocks, box) @ box_w = block means
 
 
 @lru_cache(maxsize=16)
@@ -562,36 +566,40 @@ def _plan(n: int, sfreq: float, cfg: EegConfig) -> _Plan:
         for k in (1, 2):
             near_line |= mask(k * f0 - 2.0, k * f0 + 2.0)
     emg = mask(30.0, min(100.0, nyq - 2.0)) & ~near_line
-    cols = [mask(lo, hi) for _, lo, hi in BANDS] + [mask(*cfg.alpha_band), mask(*cfg.broad_band), line, emg]
-    tapers = _tapers(n, float(cfg.taper_nw))
+    extra = [mask(*cfg.alpha_band), mask(*cfg.broad_band), line, emg]
+    cols = np.stack([mask(lo, hi) for _, lo, hi in BANDS] + extra, axis=1)
+    tapers = np.ascontiguousarray(_tapers(n, float(cfg.taper_nw)))  # C order for _taper_blocks
     # One-sided PSD = 2 |X|^2 / sfreq (unit-energy tapers), averaged over tapers, times df.
     # No band contains DC or Nyquist, so no bin needs the one-sided halving.
     scale = 2.0 / sfreq / tapers.shape[0] * (sfreq / n)
-    masks2 = np.repeat(np.stack(cols, axis=1).astype(np.float64), 2, axis=0) * scale
-    # Only the bins some band uses enter the product (a quarter fewer), and Fortran order
-    # makes OpenBLAS's (n_ch, used) @ (used, n_cols) product about twice as fast.
-    nz = np.flatnonzero(masks2.any(axis=1))
-    used = slice(int(nz[0]), int(nz[-1]) + 1)
-    masks2 = np.asfortranarray(masks2[used])
-    masks2.flags.writeable = False
+    # only the bins some band uses (1-100 Hz at 256 Hz) enter the band sums
+    nz = np.flatnonzero(cols.any(axis=1))
+    bin0 = int(nz[0])
+    cols = cols[bin0 : int(nz[-1]) + 1]
+    weights = np.ascontiguousarray(cols * scale)
+    runs = []
+    for j in range(cols.shape[1]):
+        edges = np.diff(np.concatenate([[0], cols[:, j].astype(np.int64), [0]]))
+        runs += [(j, int(a), int(b)) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+    runs_arr = np.array(runs, dtype=np.int64).reshape(-1, 3)
     t = np.arange(n, dtype=np.float64) - (n - 1) / 2.0  # centred: mean and slope decouple
+    lines = np.stack([t, t / (float(np.dot(t, t)) or 1.0)])
     basis = np.stack([np.ones(n), t])
-    # Mean and slope, padded with zero columns (the block means now come from the detrended
-    # window). Measured with this OpenBLAS: a product with 2-4 columns rounds the mean and slope
+    # For _detrend_blas (windows with a constant channel): mean and slope, padded with zero
+    # columns. Measured with this OpenBLAS: a product with 2-4 columns rounds the mean and slope
     # differently from the earlier 41-column (mean, slope, 39 block means) product, one with
     # 5 or more bit for bit the same, which keeps a constant channel's detrended residual (and
     # so its zero or rounding-noise spectrum) as it was.
     proj = np.zeros((n, 8))
     proj[:, 0] = 1.0 / n
-    proj[:, 1] = t / (float(np.dot(t, t)) or 1.0)
+    proj[:, 1] = lines[1]
     # blink detector: means of 0.1 s blocks tiling the end of the window
     box = max(1, int(round(0.1 * sfreq)))
-    box_w = np.full(box, 1.0 / box)
-    for a in (basis, proj, box_w):
+    for a in (tapers, weights, runs_arr, lines, basis, proj):
         a.flags.writeable = False
     return _Plan(
-        n=n, tapers=tapers, used=used, masks2=masks2, proj=proj, basis=basis,
-        box=box, block_start=n % box, box_w=box_w,
+        n=n, tapers=tapers, bin0=bin0, weights=weights, runs=runs_arr, scale=scale, lines=lines, proj=proj,
+        basis=basis, box=box, block_start=n % box,
     )  # fmt: skip
 
 
@@ -621,6 +629,21 @@ class _HopFeed:
         self._n_total = 0  # samples pushed
         # samples until the next hop boundary (boundaries at n_total = offset_n (mod hop_n))
         self._to_boundary = offset_n % hop_n or hop_n
+
+    def append(self, data: FloatArray) -> bool:
+        """Add samples that reach no hop boundary and fit the buffer; False (nothing done) otherwise.
+
+        The fast path of :meth:`push` for most chunks (no generator, no loop).
+        """
+        n = data.shape[1]
+        pos = self._pos
+        if n >= self._to_boundary or pos + n > self._size:
+            return False
+        self._buf[:, pos : pos + n] = data
+        self._pos = pos + n
+        self._n_total += n
+        self._to_boundary -= n
+        return True
 
     def push(self, data: FloatArray, times: FloatArray) -> Iterator[tuple[FloatArray, float]]:
         """Add samples; yield ``(window view, time of its last sample)`` for each window completed."""
@@ -653,7 +676,7 @@ class _Workspace:
     no large temporaries per window.
     """
 
-    def __init__(self, plan: _Plan, names: tuple[str, ...], roles: EegChannelRoles) -> None:
+    def __init__(self, plan: _Plan, names: tuple[str, ...], roles: EegChannelRoles, cfg: EegConfig) -> None:
         k, n = plan.tapers.shape
         n_ch = len(roles.analysed)
         self.plan = plan
@@ -662,9 +685,30 @@ class _Workspace:
         self.select = len(self.rows) != len(names)  # drop auxiliary rows (a copy)
         self.out_names = tuple(names[r] for r in roles.analysed)
         self.post, self.front = _positions(roles)
-        self.tapered = np.empty((n_ch, k, n))
+        self.rows_arr = np.array(self.rows, dtype=np.int64)
+        self.post_arr = np.array(self.post, dtype=np.int64)
+        self.front_arr = np.array(self.front, dtype=np.int64)
+        # the two posterior channels whose common deflection is a blink (Muse, Fpz reference)
+        p0, p1 = (self.post[0], self.post[1]) if roles.muse_reference else (-1, -1)
+        self.tapered = np.empty((n_ch, k, n))  # taper 0's rows first hold the detrended window
         self.spec = np.empty((n_ch, k, n // 2 + 1), dtype=np.complex128)
-        self.re_im = self.spec.view(np.float64)  # (n_ch, k, 2 n_freqs) real/imaginary pairs
+        self.stats = np.empty((n_ch, 5))  # per channel: max, min, missing fraction, slope, blink peak
+        self.bits = np.empty(n_ch, dtype=np.int64)  # ArtefactFlag bits (+ _POOLED)
+        # one block per window holds every array of the result: abs, rel, (broad, line, emg), quality
+        n_b = len(BANDS)
+        self.block_n = n_ch * (2 * n_b + 4)
+        self.cuts = (n_ch * n_b, 2 * n_ch * n_b, 2 * n_ch * n_b + 3 * n_ch)
+        # _bands_flags's bits per channel -> (flags, names of the pooled channels)
+        self.labels: dict[tuple[int, ...], tuple[tuple[ArtefactFlag, ...], tuple[str, ...]]] = {}
+        # the kernels' constants (layouts: _G_* and _C_*)
+        self.geom = np.array([plan.block_start, plan.box, p0, p1, plan.bin0, n_b], dtype=np.int64)
+        rail = math.inf if cfg.rail_uv is None else cfg.rail_uv
+        self.consts = np.array([
+            plan.scale, cfg.flat_uv, rail, cfg.line_uv, cfg.max_rms_uv, cfg.drift_uv, cfg.muscle_uv,
+            cfg.blink_uv, cfg.max_missing, n - 1,
+        ], dtype=np.float64)  # fmt: skip
+        for a in (self.rows_arr, self.post_arr, self.front_arr, self.geom, self.consts):
+            a.flags.writeable = False
 
 
 def _check_sfreq(sfreq: float, cfg: EegConfig) -> float:
@@ -759,6 +803,330 @@ _UNUSABLE_BITS = int(_UNUSABLE & ~ArtefactFlag.MISSING)
 _MISSING, _FLAT, _RAILED = int(ArtefactFlag.MISSING), int(ArtefactFlag.FLAT), int(ArtefactFlag.RAILED)
 _POOR, _MUSCLE, _BLINK = int(ArtefactFlag.POOR_CONTACT), int(ArtefactFlag.MUSCLE), int(ArtefactFlag.BLINK)
 _FLAG_OF: tuple[ArtefactFlag, ...] = tuple(ArtefactFlag(i) for i in range(2 ** len(ArtefactFlag)))
+_FLAG_MASK = 2 ** len(ArtefactFlag) - 1
+_POOLED = 2 ** len(ArtefactFlag)  # extra bit in _bands_flags's output: channel pooled into alpha_rel
+
+# Kernel argument types: read-only views of any layout (the window may be a caller's array);
+# the workspace's own buffers are C-contiguous ("C"), which lets the compiler vectorise.
+_RO2 = "Array(float64, 2, 'A', readonly=True)"
+_RC1 = "Array(float64, 1, 'C', readonly=True)"
+_RC2 = "Array(float64, 2, 'C', readonly=True)"
+_RZ3 = "Array(complex128, 3, 'C', readonly=True)"
+_RI1 = "Array(int64, 1, 'C', readonly=True)"
+_RI2 = "Array(int64, 2, 'C', readonly=True)"
+# Layout of _Workspace.geom (int64) and _Workspace.consts (float64), the kernels' constants.
+_G_BLOCK_START, _G_BOX, _G_P0, _G_P1, _G_BIN0, _G_N_BANDS = range(6)
+_C_SCALE, _C_FLAT, _C_RAIL, _C_LINE, _C_MAX_RMS, _C_DRIFT_UV = range(6)
+_C_MUSCLE, _C_BLINK, _C_MAX_MISSING, _C_DRIFT_N = range(6, 10)
+# Columns of _Workspace.stats: per-channel results of _prepare used by _bands_flags.
+_S_HI, _S_LO, _S_MISSING, _S_SLOPE, _S_PEAK = range(5)
+
+
+@kernel(f"int64({_RO2}, {_RI1}, {_RC2}, float64[:, :, ::1], float64[:, ::1])")
+def _fill_detrend(x, rows, lines, tapered, stats):  # pragma: no cover - compiled
+    """Gap filling, extremes and least-squares detrending of the analysed rows (see _detrend_blas).
+
+    Replaces ``np.where(finite, x, row mean of the finite samples)``, ``max``/``min``,
+    ``1 - finite.mean()`` and ``x - (mean + slope * t)`` with ``(mean, slope) = x @ (1 / n,
+    slope_w)``, where ``lines = (t, slope_w)``; writes the residual into ``tapered[:, 0]`` and
+    the extremes, missing fraction and slope into ``stats``. Returns 1, leaving the work
+    unfinished, if the finite samples of a row are all equal: such a row's residual is zero
+    or rounding noise, which only the BLAS form reproduces.
+    """
+    n = x.shape[1]
+    t = lines[0]
+    slope_w = lines[1]
+    w_mean = 1.0 / n
+    n4 = n - n % 4
+    for c in range(rows.shape[0]):
+        r = rows[c]
+        # usual case first: every sample finite (four running sums each: short dependency chains)
+        hi = x[r, 0]
+        lo = x[r, 0]
+        m0 = m1 = m2 = m3 = 0.0
+        s0 = s1 = s2 = s3 = 0.0
+        for j in range(0, n4, 4):
+            v0, v1, v2, v3 = x[r, j], x[r, j + 1], x[r, j + 2], x[r, j + 3]
+            m0 += v0 * w_mean
+            m1 += v1 * w_mean
+            m2 += v2 * w_mean
+            m3 += v3 * w_mean
+            s0 += v0 * slope_w[j]
+            s1 += v1 * slope_w[j + 1]
+            s2 += v2 * slope_w[j + 2]
+            s3 += v3 * slope_w[j + 3]
+            hi = max(hi, max(max(v0, v1), max(v2, v3)))
+            lo = min(lo, min(min(v0, v1), min(v2, v3)))
+        for j in range(n4, n):
+            v = x[r, j]
+            m0 += v * w_mean
+            s0 += v * slope_w[j]
+            hi = max(hi, v)
+            lo = min(lo, v)
+        mean = (m0 + m1) + (m2 + m3)
+        slope = (s0 + s1) + (s2 + s3)
+        count = n
+        fill = 0.0
+        if not math.isfinite(mean + slope):  # a NaN or inf sample (or an overflow): fill the gaps
+            count = 0
+            total = 0.0
+            hi = -math.inf
+            lo = math.inf
+            for j in range(n):
+                v = x[r, j]
+                if math.isfinite(v):
+                    count += 1
+                    total += v
+                    hi = max(hi, v)
+                    lo = min(lo, v)
+            if count == 0:  # all missing: a zero row
+                hi = 0.0
+                lo = 0.0
+            fill = total / max(count, 1)  # lies between lo and hi unless all are equal
+            mean = 0.0
+            slope = 0.0
+            for j in range(n):
+                v = x[r, j]
+                if not math.isfinite(v):
+                    v = fill
+                mean += v * w_mean
+                slope += v * slope_w[j]
+        if hi == lo and count > 0:
+            return 1
+        xd = tapered[c, 0]
+        if count == n:
+            for j in range(n):
+                xd[j] = x[r, j] - (mean + slope * t[j])
+        else:
+            for j in range(n):
+                v = x[r, j]
+                if not math.isfinite(v):
+                    v = fill
+                xd[j] = v - (mean + slope * t[j])
+        stats[c, _S_HI] = hi
+        stats[c, _S_LO] = lo
+        stats[c, _S_MISSING] = 1.0 - count / n
+        stats[c, _S_SLOPE] = slope
+    return 0
+
+
+def _detrend_blas(x_all: FloatArray, work: _Workspace) -> None:
+    """:func:`_fill_detrend` in numpy, used when a channel is constant.
+
+    A constant channel's least-squares residual is exact zeros or rounding noise depending on
+    how the mean and slope were rounded; this form (OpenBLAS products, see ``_Plan.proj``)
+    keeps the noise, and so the channel's relative band powers, as they always were.
+    """
+    plan, stats = work.plan, work.stats
+    x = x_all[work.rows] if work.select else x_all  # never written to below
+    # per-channel max and min propagate NaN and see +-inf: both detect gaps
+    hi, lo = x.max(axis=1), x.min(axis=1)
+    if not math.isfinite(float(hi.sum()) - float(lo.sum())):  # (also true on overflow: then a no-op)
+        finite = np.isfinite(x)
+        stats[:, _S_MISSING] = 1.0 - finite.mean(axis=1)
+        means = np.where(finite, x, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
+        x = np.where(finite, x, means[:, np.newaxis])
+        hi, lo = x.max(axis=1), x.min(axis=1)
+    else:
+        stats[:, _S_MISSING] = 0.0
+    stats[:, _S_HI] = hi
+    stats[:, _S_LO] = lo
+    g = x @ plan.proj
+    np.subtract(x, g[:, :2] @ plan.basis, out=work.tapered[:, 0])
+    stats[:, _S_SLOPE] = g[:, 1]
+
+
+@kernel(f"float64(float64[:, :, ::1], {_RC2}, {_RI1}, float64[:, ::1])")
+def _taper_blocks(tapered, tapers, geom, stats):  # pragma: no cover - compiled
+    """Blink statistics of the residual in ``tapered[:, 0]``, then ``tapered = residual * tapers``.
+
+    Replaces ``slow = xd[:, block_start:].reshape(n_ch, -1, box) @ full(box, 1 / box)`` (means
+    of the 0.1 s blocks tiling the end of the window), ``peak = abs(slow).max(axis=1)`` (into
+    ``stats``) and the broadcast product with the tapers. Returns the common deflection of
+    rows ``p0`` and ``p1``, ``max(minimum(a, b).max(), -maximum(a, b).min())`` (NaN if ``p0 < 0``).
+    """
+    n_ch, k, n = tapered.shape
+    block_start, box, p0, p1 = geom[_G_BLOCK_START], geom[_G_BOX], geom[_G_P0], geom[_G_P1]
+    n_blocks = (n - block_start) // box
+    w = 1.0 / box
+    slow = np.zeros((n_ch, n_blocks))
+    xd = np.empty(n)
+    for c in range(n_ch):
+        xd[:] = tapered[c, 0]
+        sc = slow[c]
+        for i in range(box):  # all blocks at once: each block's sum still runs in sample order
+            for b in range(n_blocks):
+                sc[b] += xd[block_start + b * box + i] * w
+        pk = -math.inf
+        for b in range(n_blocks):
+            a = abs(sc[b])
+            if a > pk or a != a:  # NaN propagates, as in numpy's max
+                pk = a
+        stats[c, _S_PEAK] = pk
+        for kk in range(k):
+            row = tapered[c, kk]
+            tap = tapers[kk]
+            for j in range(n):
+                row[j] = xd[j] * tap[j]
+    common = math.nan
+    if p0 >= 0:
+        hi_min = -math.inf  # max over blocks of min(a, b)
+        lo_max = math.inf  # min over blocks of max(a, b)
+        for b in range(n_blocks):
+            a = slow[p0, b]
+            v = slow[p1, b]
+            hi_min = max(hi_min, min(a, v))
+            lo_max = min(lo_max, max(a, v))
+        common = max(hi_min, -lo_max)
+    return common
+
+
+@kernel(f"UniTuple(float64, 2)({_RO2}, {_RI1}, {_RC2}, {_RC2}, {_RI1}, float64[:, :, ::1], float64[:, ::1])")
+def _prepare(x, rows, lines, tapers, geom, tapered, stats):  # pragma: no cover - compiled
+    """:func:`_fill_detrend` then :func:`_taper_blocks` in one call: (1, NaN) if the first gave up."""
+    if _fill_detrend(x, rows, lines, tapered, stats):
+        return 1.0, math.nan
+    return 0.0, _taper_blocks(tapered, tapers, geom, stats)
+
+
+@kernel(
+    f"UniTuple(float64, 3)({_RZ3}, {_RC2}, {_RI2}, {_RI1}, {_RC1}, {_RI1}, {_RI1}, {_RC2}, float64, "
+    "float64[::1], int64[::1])"
+)
+def _bands_flags(  # pragma: no cover - compiled
+    spec, weights, runs, geom, consts, post, front, stats, common, out, bits
+):
+    """Band powers, artefact flags, qualities and pooled posterior relative alpha of one window.
+
+    Replaces ``powers = (spec.real**2 + spec.imag**2).sum(1) @ masks`` (band power = scale
+    times the sum of ``sum_k |X_k|^2`` over the band's ``runs`` of bins; the dense per-bin
+    ``weights`` when a power is not finite, where ``inf * 0`` spreads NaN as in the product),
+    ``rel = abs / maximum(abs.sum(1), 1e-300)``, ``sqrt`` of the broad, line and EMG powers and
+    the per-channel flag and quality rules (thresholds in ``consts``). Writes abs, rel,
+    (broad, line, emg) RMS and quality into ``out`` and the flag bits (plus ``_POOLED``) into
+    ``bits``; returns (alpha_rel, relaxation quality, mean channel quality).
+    """
+    n_ch, k = spec.shape[0], spec.shape[1]
+    n_bins, n_cols = weights.shape
+    bin0, n_bands, p0, p1 = geom[_G_BIN0], geom[_G_N_BANDS], geom[_G_P0], geom[_G_P1]
+    scale, flat_uv, rail, line_uv = consts[_C_SCALE], consts[_C_FLAT], consts[_C_RAIL], consts[_C_LINE]
+    max_rms, drift_uv, muscle_uv = consts[_C_MAX_RMS], consts[_C_DRIFT_UV], consts[_C_MUSCLE]
+    blink_uv, max_missing, drift = consts[_C_BLINK], consts[_C_MAX_MISSING], consts[_C_DRIFT_N]
+    o_rel = n_ch * n_bands
+    o_rms = 2 * n_ch * n_bands
+    o_q = o_rms + 3 * n_ch
+    powers = np.zeros((n_ch, n_cols))
+    p = np.empty(n_bins)  # sum over tapers of |X|^2 per bin
+    for c in range(n_ch):
+        p[:] = 0.0
+        for kk in range(k):
+            row = spec[c, kk, bin0 : bin0 + n_bins]
+            for b in range(n_bins):
+                z = row[b]
+                p[b] += z.real * z.real + z.imag * z.imag
+        a0 = a1 = a2 = a3 = 0.0
+        n4 = n_bins - n_bins % 4
+        for b in range(0, n4, 4):
+            a0 += p[b]
+            a1 += p[b + 1]
+            a2 += p[b + 2]
+            a3 += p[b + 3]
+        for b in range(n4, n_bins):
+            a0 += p[b]
+        if math.isfinite((a0 + a1) + (a2 + a3)):
+            for r in range(runs.shape[0]):
+                lo, hi = runs[r, 1], runs[r, 2]
+                a0 = a1 = a2 = a3 = 0.0
+                for b in range(lo, hi - 3, 4):
+                    a0 += p[b]
+                    a1 += p[b + 1]
+                    a2 += p[b + 2]
+                    a3 += p[b + 3]
+                for b in range(hi - (hi - lo) % 4, hi):
+                    a0 += p[b]
+                powers[c, runs[r, 0]] += (a0 + a1) + (a2 + a3)
+            for j in range(n_cols):
+                powers[c, j] *= scale
+        else:  # an inf or NaN power: the dense product, where inf * 0 gives NaN as in numpy's
+            for b in range(n_bins):
+                for j in range(n_cols):
+                    powers[c, j] += p[b] * weights[b, j]
+
+    # blinks: slow deflection on a frontal channel, or same-sign on TP9 and TP10 (Fpz ref)
+    blink = np.zeros(n_ch, dtype=np.bool_)
+    for i in front:
+        blink[i] = stats[i, _S_PEAK] >= blink_uv
+    if p0 >= 0 and stats[p0, _S_PEAK] >= blink_uv and stats[p1, _S_PEAK] >= blink_uv and common >= blink_uv:
+        blink[p0] = True
+        blink[p1] = True
+
+    quality = np.empty(n_ch)
+    for i in range(n_ch):
+        total = 0.0
+        for j in range(n_bands):
+            total += powers[i, j]
+        den = total if (total > 1e-300 or total != total) else 1e-300  # np.maximum keeps NaN
+        for j in range(n_bands):
+            out[i * n_bands + j] = powers[i, j]
+            out[o_rel + i * n_bands + j] = powers[i, j] / den
+        broad = math.sqrt(powers[i, n_bands + 1])
+        line = math.sqrt(powers[i, n_bands + 2])
+        emg = math.sqrt(powers[i, n_bands + 3])
+        out[o_rms + i] = broad
+        out[o_rms + n_ch + i] = line
+        out[o_rms + 2 * n_ch + i] = emg
+        m = stats[i, _S_MISSING]
+        q = 0.0
+        if m >= 1.0:  # nothing else can be said about an empty channel
+            f = _MISSING
+        else:
+            f = _MISSING if m > 0 else 0
+            if math.sqrt(total) < flat_uv:
+                f |= _FLAT
+            if stats[i, _S_HI] >= rail or stats[i, _S_LO] <= -rail:
+                f |= _RAILED
+            if line > line_uv or broad > max_rms or abs(stats[i, _S_SLOPE]) * drift > drift_uv:
+                f |= _POOR
+            if emg > muscle_uv:
+                f |= _MUSCLE
+            if blink[i]:
+                f |= _BLINK
+            if not (f & _UNUSABLE_BITS or m > max_missing):
+                q = (1.0 - m) * (0.5 if f & _MUSCLE else 1.0) * (0.8 if f & _BLINK else 1.0)
+        if m > max_missing:
+            for j in range(n_bands):
+                out[i * n_bands + j] = math.nan
+                out[o_rel + i * n_bands + j] = math.nan
+        bits[i] = f
+        quality[i] = q
+        out[o_q + i] = q
+
+    # relaxation: pool the usable posterior channels, muscle-free ones if any
+    clean = False
+    for i in post:
+        if quality[i] > 0 and not bits[i] & _MUSCLE:
+            clean = True
+    num = 0.0
+    den = 0.0
+    pooled = False
+    for i in post:
+        if quality[i] > 0 and not (clean and bits[i] & _MUSCLE):
+            bits[i] |= _POOLED
+            pooled = True
+            den += powers[i, n_bands + 1]
+            num += powers[i, n_bands]
+    alpha_rel = math.nan
+    if pooled and den > 0:
+        alpha_rel = num / den
+    relax_q = 0.0
+    if alpha_rel == alpha_rel:
+        for i in post:
+            relax_q += quality[i]
+        relax_q /= post.shape[0]
+    q_mean = 0.0
+    for i in range(n_ch):
+        q_mean += quality[i]
+    return alpha_rel, relax_q, q_mean / n_ch
 
 
 def _features(
@@ -777,145 +1145,62 @@ def _features(
     ``roles`` (the estimator and the offline twin build it once); without it one is built here.
     ``state`` (smoothing, baseline) advances by one window when given; without it the index is
     the absolute mapping of this window alone.
+
+    Three compiled kernels around one batched ``rfft``: gap filling and detrending
+    (:func:`_fill_detrend`, or :func:`_detrend_blas` when a channel is constant), blink
+    statistics and tapering (:func:`_taper_blocks`), band powers, flags and pooling
+    (:func:`_bands_flags`).
     """
     if work is None or work.n != x_all.shape[-1]:
-        work = _Workspace(_plan(x_all.shape[-1], sfreq, cfg), names, roles)
+        work = _Workspace(_plan(x_all.shape[-1], sfreq, cfg), names, roles, cfg)
     plan = work.plan
-    x = x_all[work.rows] if work.select else x_all  # never written to below
-    n_ch, n = x.shape
-    post, front = work.post, work.front
-
-    # --- missing samples: fill with the channel mean so the spectrum stays finite. Per-channel
-    # max and min propagate NaN and see +-inf, so the same two reductions both detect gaps and
-    # decide the rail check (the usual case: neither).
-    hi_l, lo_l = x.max(axis=1).tolist(), x.min(axis=1).tolist()
-    gaps = not math.isfinite(sum(hi_l) - sum(lo_l))  # (also true on overflow: then a no-op)
-    if gaps:
-        finite = np.isfinite(x)
-        missing = (1.0 - finite.mean(axis=1)).tolist()
-        means = np.where(finite, x, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
-        x = np.where(finite, x, means[:, np.newaxis])
-        hi_l, lo_l = x.max(axis=1).tolist(), x.min(axis=1).tolist()
-    else:
-        missing = [0.0] * n_ch
-    rail = cfg.rail_uv
-    if rail is None:
-        railed = [False] * n_ch
-    else:
-        railed = [hi >= rail or lo <= -rail for hi, lo in zip(hi_l, lo_l)]
-
-    # --- remove each channel's least-squares line (not in place: x may be the caller's
-    # buffer). Keep this exact arithmetic (see _Plan.proj): it decides whether a constant
-    # channel detrends to exact zeros (zero power, zero relative power) or to rounding noise.
-    g = x @ plan.proj
-    tapered = work.tapered
-    xd = tapered[:, 0]  # the detrended window goes straight into the first taper's rows
-    np.subtract(x, g[:, :2] @ plan.basis, out=xd)
-    slope_l = g[:, 1].tolist()
-    # detrended means of the 0.1 s blocks tiling the end of the window (blink detector)
-    slow = xd[:, plan.block_start :].reshape(n_ch, -1, plan.box) @ plan.box_w
-
-    # --- multitaper spectrum, every band power in one matrix product. A broadcast copy then an
-    # in-place product is about twice as fast as one broadcasting multiply into the buffer.
-    # One rfft call for all channels x tapers (numpy's per-call overhead is ~8 us).
-    np.copyto(tapered[:, 1:], xd[:, np.newaxis, :])
-    np.multiply(tapered, plan.tapers, out=tapered)
-    np.fft.rfft(tapered, axis=-1, out=work.spec)
-    re_im = work.re_im[:, :, plan.used]
-    # |X|^2 summed over tapers without a squared copy of the spectra, then (re, im) -> bands
-    powers = np.einsum("ckf,ckf->cf", re_im, re_im) @ plan.masks2
-    absolute = powers[:, : len(BANDS)].copy()
-    total = absolute.sum(axis=1)
-    rel = absolute / np.maximum(total, 1e-300)[:, np.newaxis]
-    # broad, line and EMG RMS in uV as the rows of one C-ordered (3, n_ch) array
-    rms = np.sqrt(powers[:, _BROAD:].T, order="C")
-    rms.flags.writeable = False  # before unpacking: the row views inherit it
-    broad_rms, line_rms, emg_rms = rms
-    pw_l = powers.tolist()
-    br_l, ln_l, emg_l = rms.tolist()
-    tot_l = total.tolist()
-
-    # --- blinks: slow deflection on a frontal channel, or same-sign on TP9 and TP10 (Fpz ref)
-    thr = cfg.blink_uv
-    blink = [False] * n_ch
-    if front or roles.muse_reference:
-        peak = np.abs(slow).max(axis=1).tolist()
-        for i in front:
-            blink[i] = peak[i] >= thr
-        # a common deflection needs both channels beyond the threshold: test that first
-        if roles.muse_reference and peak[post[0]] >= thr and peak[post[1]] >= thr:
-            a, b = slow[post[0]], slow[post[1]]
-            common = max(float(np.minimum(a, b).max()), -float(np.maximum(a, b).min()))
-            if common >= thr:
-                for i in post:
-                    blink[i] = True
-
-    # --- flags (int bits, converted to ArtefactFlag once) and quality per channel
-    drift = n - 1
-    bits: list[int] = []
-    quality_l: list[float] = []
-    for i in range(n_ch):
-        m = missing[i]
-        if m >= 1.0:  # nothing else can be said about an empty channel
-            bits.append(_MISSING)
-            quality_l.append(0.0)
-            continue
-        f = _MISSING if m > 0 else 0
-        if math.sqrt(tot_l[i]) < cfg.flat_uv:
-            f |= _FLAT
-        if railed[i]:
-            f |= _RAILED
-        if ln_l[i] > cfg.line_uv or br_l[i] > cfg.max_rms_uv or abs(slope_l[i]) * drift > cfg.drift_uv:
-            f |= _POOR
-        if emg_l[i] > cfg.muscle_uv:
-            f |= _MUSCLE
-        if blink[i]:
-            f |= _BLINK
-        bits.append(f)
-        if f & _UNUSABLE_BITS or m > cfg.max_missing:
-            quality_l.append(0.0)
-        else:
-            quality_l.append((1.0 - m) * (0.5 if f & _MUSCLE else 1.0) * (0.8 if f & _BLINK else 1.0))
-    if gaps:
-        for i in range(n_ch):
-            if missing[i] > cfg.max_missing:
-                absolute[i] = np.nan
-                rel[i] = np.nan
-
-    # --- relaxation: pool the usable posterior channels, muscle-free ones if any
-    usable = [i for i in post if quality_l[i] > 0]
-    sel = [i for i in usable if not bits[i] & _MUSCLE] or usable
-    alpha_rel = math.nan
-    if sel:
-        den = sum(pw_l[i][_BROAD] for i in sel)
-        if den > 0:
-            alpha_rel = sum(pw_l[i][_ALPHA] for i in sel) / den
-    relax_q = 0.0 if math.isnan(alpha_rel) else sum(quality_l[i] for i in post) / len(post)
+    # --- missing samples filled with the channel mean (the spectrum stays finite), extremes
+    # (rail check), the least-squares line removed; the residual goes into taper 0's rows
+    stats = work.stats
+    gave_up, common = _prepare(x_all, work.rows_arr, plan.lines, plan.tapers, work.geom, work.tapered, stats)
+    if gave_up:
+        _detrend_blas(x_all, work)
+        common = _taper_blocks(work.tapered, plan.tapers, work.geom, stats)
+    # --- multitaper spectrum: one rfft call for all channels x tapers
+    np.fft.rfft(work.tapered, axis=-1, out=work.spec)
+    # --- band powers, flags, qualities, pooled relative alpha; the result's arrays in one block
+    block = np.empty(work.block_n)
+    bits = work.bits
+    alpha_rel, relax_q, quality = _bands_flags(
+        work.spec, plan.weights, plan.runs, work.geom, work.consts, work.post_arr, work.front_arr, stats,
+        common, block, bits,
+    )  # fmt: skip
+    block.flags.writeable = False  # before slicing: the views inherit it
+    key = tuple(bits.tolist())
+    labels = work.labels.get(key)
+    if labels is None:  # (flags, pooled channel names) of this combination of bits
+        labels = work.labels[key] = (
+            tuple(_FLAG_OF[b & _FLAG_MASK] for b in key),
+            tuple(work.out_names[i] for i in work.post if key[i] & _POOLED),
+        )
+    n_ch = len(key)
+    c_rel, c_rms, c_q = work.cuts
+    rms = block[c_rms:c_q].reshape(3, n_ch)
     if state is None:
         relaxation = _hill(alpha_rel, cfg.alpha_rel_half, cfg.relaxation_exponent)
     else:
         relaxation = state.step(alpha_rel, relax_q)
-
-    quality = np.array(quality_l)
-    for arr in (absolute, rel, quality):
-        arr.flags.writeable = False
-    out_names = work.out_names
     return EegFeatures(
         time=time,
-        ch_names=out_names,
+        ch_names=work.out_names,
         band_names=_BAND_NAMES,
-        abs_power_uv2=absolute,
-        rel_power=rel,
-        flags=tuple(_FLAG_OF[b] for b in bits),
-        channel_quality=quality,
-        line_noise_uv=line_rms,
-        emg_uv=emg_rms,
-        broad_rms_uv=broad_rms,
+        abs_power_uv2=block[:c_rel].reshape(n_ch, -1),
+        rel_power=block[c_rel:c_rms].reshape(n_ch, -1),
+        flags=labels[0],
+        channel_quality=block[c_q:],
+        line_noise_uv=rms[1],
+        emg_uv=rms[2],
+        broad_rms_uv=rms[0],
         alpha_rel=alpha_rel,
-        relaxation_channels=tuple(out_names[i] for i in sel),
+        relaxation_channels=labels[1],
         relaxation=relaxation,
         relaxation_quality=relax_q,
-        quality=sum(quality_l) / n_ch,
+        quality=quality,
     )
 
 
@@ -1054,7 +1339,7 @@ class EegEstimator:
         self._feed = _HopFeed(len(self._names), self._window_n, self._hop_n,
                               int(round(self._cfg.hop_offset_s * self._sfreq)))
         plan = _plan(self._window_n, self._sfreq, self._cfg)
-        self._work = _Workspace(plan, self._names, self._roles)
+        self._work = _Workspace(plan, self._names, self._roles, self._cfg)
         self._state = _IndexState(self._cfg)
         self._latest: EegFeatures | None = None
         self._last: tuple[EegFeatures, ...] = ()
@@ -1162,6 +1447,8 @@ class EegEstimator:
                     f"Invalid value for 'ch_names': expected {self._names}, got {chunk.ch_names}. "
                     "Build EegEstimator with the stream's channel names."
                 )
+        if self._feed.append(chunk.data):  # most chunks complete no window
+            return []
         out: list[Estimate] = []
         feats: list[EegFeatures] = []
         for window, t_end in self._feed.push(chunk.data, chunk.times):
@@ -1272,7 +1559,7 @@ def relaxation_index(
     hop_n = max(1, int(round(cfg.hop_s * fs)))
     first = -(-win_n // hop_n) * hop_n
     state = _IndexState(cfg)
-    work = _Workspace(_plan(win_n, fs, cfg), names, roles)
+    work = _Workspace(_plan(win_n, fs, cfg), names, roles, cfg)
     feats: list[EegFeatures] = []
     values: list[float] = []
     for end in range(first, x.shape[1] + 1, hop_n):
