@@ -76,8 +76,10 @@ fed interleaved in time within ``max_lag_s`` of each other (as a device delivers
 
 Latency: the first estimate after ``min_window_s`` of data; a step change of rate shows fully
 after about one window.  Cost on one core (``python -m experiments.bench.speed``): about
-1.3 ms per PPG hop and 0.4 ms per accelerometer hop with 64 s windows, 2.7 ms per second of
-Muse data in all.
+0.55 ms per PPG hop and 0.22 ms per accelerometer hop with 64 s windows, 1.5 ms per second of
+Muse data in all.  The per-window steps run as compiled kernels (:mod:`adaptive._jit`), each
+equal to the numpy/scipy form it replaces up to rounding (``find_peaks``, ``sosfilt``,
+``np.interp`` and the order statistics exactly); the FFT stays numpy's.
 """
 
 from __future__ import annotations
@@ -92,17 +94,11 @@ from numpy.typing import NDArray
 from scipy.ndimage import maximum_filter1d
 from scipy.signal import find_peaks, sosfilt_zi
 
-try:  # the compiled steps of scipy.signal.find_peaks, without its argument handling (hot path)
-    from scipy.signal._peak_finding_utils import (
-        _local_maxima_1d,
-        _peak_prominences,
-        _select_by_peak_distance,
-    )
-except ImportError:  # pragma: no cover - another scipy layout: the public function
-    _local_maxima_1d = None
-
 from ._checks import check_chunk, check_positive, check_range
-from .filters import SosFilter, _sosfilt_inplace, design_sos
+from ._jit import kernel
+from ._jit import kernel
+from ._checks import check_chunk, check_positive, check_range
+from .filters import _hold_last_finite, design_sos
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
 from .windows import FixedHopWindows
 
@@ -251,6 +247,154 @@ class RespirationConfig:
 # ---------------------------------------------------------------------------------------------
 
 
+@kernel("Tuple((float64[:, :], float64[:, :], boolean[:]))"
+        "(float64[:, :], boolean[:], float64[:], float64[:], float64[:], float64, float64)")
+def _compensate_rows(power, fitted, brpm, log_brpm, log_centered, log_mean, log_ss):  # pragma: no cover
+    """(background-compensated, raw) spectra of periodogram rows, each of unit sum; usable rows.
+
+    Replaces, per row ``p``: ``raw = p / p.sum()``; the background ``p * brpm`` (1/f drift) or,
+    where ``fitted``, a power law fitted in log-log coordinates (``log(p / p.max() + 1e-12)``
+    regressed on the centred log rate); the compensated spectrum divided by its sum.  A row
+    without finite positive power or compensated sum is not usable.
+    """
+    n_rows, n = power.shape
+    comp = np.zeros((n_rows, n))
+    raw = np.zeros((n_rows, n))
+    ok = np.zeros(n_rows, dtype=np.bool_)
+    log_p = np.empty(n)
+    for r in range(n_rows):
+        p = power[r]
+        peak = p[0]
+        total = 0.0
+        for j in range(n):
+            if p[j] > peak or math.isnan(p[j]):
+                peak = p[j]
+            total += p[j]
+        if not (math.isfinite(peak) and peak > 0.0):
+            continue
+        for j in range(n):
+            raw[r, j] = p[j] / total
+        if fitted[r]:
+            dot = 0.0
+            sum_log = 0.0
+            for j in range(n):
+                log_p[j] = math.log(p[j] / peak + 1e-12)
+                dot += log_centered[j] * log_p[j]
+                sum_log += log_p[j]
+            slope = dot / log_ss
+            intercept = sum_log / n - slope * log_mean
+            for j in range(n):
+                comp[r, j] = p[j] / math.exp(intercept + slope * log_brpm[j])
+        else:
+            for j in range(n):
+                comp[r, j] = p[j] * brpm[j]
+        total = 0.0
+        for j in range(n):
+            total += comp[r, j]
+        if not (math.isfinite(total) and total > 0.0):
+            continue
+        for j in range(n):
+            comp[r, j] /= total
+        ok[r] = True
+    return comp, raw, ok
+
+
+@kernel("float64(float64[:], float64[:])")
+def _peak_nb(p, brpm):  # pragma: no cover - compiled
+    """``_Grid.peak``: rate at the maximum of ``p`` (parabolic interpolation)."""
+    n = p.size
+    i = np.argmax(p)
+    if 0 < i < n - 1:
+        a, b, c = p[i - 1], p[i], p[i + 1]
+        den = a - 2.0 * b + c
+        off = 0.5 * (a - c) / den if den < 0 else 0.0
+        off = off if off > -0.5 else -0.5  # = min(0.5, max(-0.5, off)), Python's rules for NaN
+        off = off if off < 0.5 else 0.5
+        return brpm[i] + off * _GRID_STEP_BRPM
+    return brpm[i]
+
+
+@kernel("float64(float64[:], int64, float64)")
+def _concentration_nb(p, half, flat):  # pragma: no cover - compiled
+    """``_Grid.concentration``: share of ``p`` within ``half`` bins of its maximum, rescaled."""
+    n = p.size
+    i = np.argmax(p)
+    near = 0.0
+    total = 0.0
+    for j in range(n):
+        total += p[j]
+        if i - half <= j <= i + half:
+            near += p[j]
+    c = (near / total - flat) / (1.0 - flat)
+    return c if c > 0.0 else 0.0
+
+
+@kernel("Tuple((float64[:], float64[:], float64[:], float64[:], boolean[:], float64))"
+        "(float64[:, :], float64[:, :], boolean[:], int64[:], boolean[:], float64[:], float64, int64, "
+        "float64)")
+def _fuse_modulations(comp, raw, usable, order, beat, brpm, hr_half, conc_half, flat):  # pragma: no cover
+    """Spectral fusion of the PPG modulations (rows ``order``; -1: absent).
+
+    Replaces, per modulation: ``p * nyq`` (beat-sampled rows: nothing above half the heart
+    rate), the renormalisations, ``_Grid.peak`` and ``_Grid.concentration``; then
+    ``np.mean`` of the spectra (rows added in order), its peak and the modulations' agreement
+    (mean of ``exp(-d^2 / 2)``).  Returns (fused, fused raw, rate per modulation,
+    concentration per modulation, used per modulation, agreement).
+    """
+    n = comp.shape[1]
+    m = order.size
+    rates = np.full(m, np.nan)
+    concs = np.full(m, np.nan)
+    used = np.zeros(m, dtype=np.bool_)
+    fused = np.zeros(n)
+    raw_fused = np.zeros(n)
+    p = np.empty(n)
+    rp = np.empty(n)
+    count = 0
+    for q in range(m):
+        r = order[q]
+        if r < 0 or not usable[r]:
+            continue
+        tot = 0.0
+        tot_raw = 0.0
+        for j in range(n):
+            w = 0.0 if beat[r] and not brpm[j] <= hr_half else 1.0
+            p[j] = comp[r, j] * w
+            rp[j] = raw[r, j] * w
+            tot += p[j]
+            tot_raw += rp[j]
+        if tot <= 0.0 or tot_raw <= 0.0:
+            continue
+        for j in range(n):
+            p[j] /= tot
+        rates[q] = _peak_nb(p, brpm)
+        concs[q] = _concentration_nb(p, conc_half, flat)
+        used[q] = True
+        for j in range(n):
+            if count == 0:
+                fused[j] = p[j]
+                raw_fused[j] = rp[j] / tot_raw
+            else:
+                fused[j] += p[j]
+                raw_fused[j] += rp[j] / tot_raw
+        count += 1
+    if count == 0:
+        return fused, raw_fused, rates, concs, used, np.nan
+    for j in range(n):
+        fused[j] /= count
+        raw_fused[j] /= count
+    agree = 1.0
+    if count > 1:
+        r_f = _peak_nb(fused, brpm)
+        total = 0.0
+        for q in range(m):
+            if used[q]:
+                d = (rates[q] - r_f) / _AGREE_WIDTH_BRPM
+                total += math.exp(-0.5 * (d * d))
+        agree = total / count
+    return fused, raw_fused, rates, concs, used, agree
+
+
 class _Grid:
     """Rate grid (breaths/min) and the FFT bins that land on it."""
 
@@ -290,52 +434,45 @@ class _Grid:
         Each row is detrended and tapered for its own length and zero-padded to the FFT length,
         exactly as ``np.fft.rfft(row, n)`` pads it, so the result equals one call per group.
         """
-        rows = sum(series.shape[0] for series, _ in groups if series.shape[1] >= 8)
-        if rows == 0:
-            return [[None] * series.shape[0] for series, _ in groups]
-        buf = np.zeros((rows, _NFFT))
-        r = 0
-        for series, _ in groups:
-            k, n = series.shape
-            if n < 8:
-                continue
-            t, tt, hann = self._plan(n)
-            y = buf[r : r + k, :n]
-            np.subtract(series, series.sum(axis=1, keepdims=True) / n, out=y)  # = mean, less overhead
-            for row in y:  # linear detrend, row by row (np.dot, as for a single series)
-                row -= t * (np.dot(t, row) / tt)
-            y *= hann
-            r += k
-        # the grid's bins are contiguous: a slice, not a gather
-        power = np.abs(np.fft.rfft(buf, axis=1)[:, self.bins[0] : self.bins[-1] + 1]) ** 2
+        comp, raw, ok = self.spectra_rows(groups)
         out: list[list[tuple[FloatArray, FloatArray] | None]] = []
         r = 0
-        for series, fitted in groups:
-            k, n = series.shape
-            if n < 8:
-                out.append([None] * k)
-                continue
-            out.append([self._compensate(p, fit) for p, fit in zip(power[r : r + k], fitted)])
+        for series, _ in groups:
+            k = series.shape[0]
+            out.append([(comp[i], raw[i]) if ok[i] else None for i in range(r, r + k)])
             r += k
         return out
 
-    def _compensate(self, p: FloatArray, fit: bool) -> tuple[FloatArray, FloatArray] | None:
-        """(background-compensated, raw) spectra of one periodogram, each of unit sum, or None."""
-        peak = float(p.max())
-        if not (math.isfinite(peak) and peak > 0.0):
-            return None
-        raw = p / float(p.sum())
-        if fit:
-            log_p = np.log(p / peak + 1e-12)
-            slope = float(np.dot(self._log_centered, log_p)) / self._log_ss
-            intercept = float(log_p.sum()) / log_p.size - slope * self._log_mean
-            p = p / np.exp(intercept + slope * self.log_brpm)
-        else:
-            p = p * self.brpm
-        total = float(p.sum())
-        if not (math.isfinite(total) and total > 0.0):
-            return None
-        return (p / total, raw)
+    def spectra_rows(
+        self, groups: list[tuple[FloatArray, tuple[bool, ...]]]
+    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """The spectra of :meth:`spectra_groups` as arrays: (compensated, raw, usable) per row.
+
+        Rows in the order of the groups and their series; the row of an unusable series (fewer
+        than 8 samples, or no power) has ``usable`` False.
+        """
+        n_rows = sum(series.shape[0] for series, _ in groups)
+        fitted = np.zeros(n_rows, dtype=bool)
+        use = np.zeros(n_rows, dtype=bool)
+        buf = np.zeros((n_rows, _NFFT))
+        r = 0
+        for series, fit in groups:
+            k, n = series.shape
+            if n >= 8:
+                t, tt, hann = self._plan(n)
+                _taper_rows(buf[r : r + k], series, t, tt, hann)  # linear detrend, Hann taper
+                fitted[r : r + k] = fit
+                use[r : r + k] = True
+            r += k
+        if not use.any():
+            empty = np.zeros((n_rows, self.n))
+            return empty, empty.copy(), use
+        # the grid's bins are contiguous: a slice, not a gather
+        power = np.abs(np.fft.rfft(buf, axis=1)[:, self.bins[0] : self.bins[-1] + 1]) ** 2
+        comp, raw, ok = _compensate_rows(power, fitted, self.brpm, self.log_brpm, self._log_centered,
+                                         self._log_mean, self._log_ss)
+        ok &= use
+        return comp, raw, ok
 
     def _plan(self, n: int) -> tuple[FloatArray, float, FloatArray]:
         """Centred sample index, its sum of squares and the Hann taper for ``n`` points.
@@ -361,23 +498,6 @@ class _Grid:
             return self._brpm[i] + min(0.5, max(-0.5, off)) * _GRID_STEP_BRPM
         return self._brpm[i]
 
-    def local_peak(self, p: FloatArray, rate: float, half_width: float) -> float | None:
-        """Local maximum of ``p`` within ``half_width`` of ``rate``, or None.
-
-        A maximum on the edge of that neighbourhood is no local peak (None).
-        """
-        i0 = max(0, int(round((rate - half_width - self._brpm[0]) / _GRID_STEP_BRPM)))
-        i1 = min(self.n, int(round((rate + half_width - self._brpm[0]) / _GRID_STEP_BRPM)) + 1)
-        if i1 - i0 < 3:
-            return None
-        i = i0 + int(p[i0:i1].argmax())
-        if i <= i0 or i >= i1 - 1:
-            return None
-        a, b, c = float(p[i - 1]), float(p[i]), float(p[i + 1])
-        den = a - 2.0 * b + c
-        off = 0.5 * (a - c) / den if den < 0 else 0.0
-        return self._brpm[i] + min(0.5, max(-0.5, off)) * _GRID_STEP_BRPM
-
     def concentration(self, p: FloatArray) -> float:
         """Share of ``p`` within 1.5 breaths/min of its maximum, rescaled so flat gives 0."""
         i = int(p.argmax())
@@ -397,6 +517,113 @@ class _Evidence:
     raw: FloatArray | None = None  # the same spectrum without background compensation
     readout: tuple[float, float] = (math.nan, 0.0)  # the stream track's (rate, quality) after it
     log_like: FloatArray | None = None  # _evidence_log_like of it, once computed (stream and fusion)
+
+
+@kernel("float64[:](float64[:], float64[:], float64, float64[:], boolean)")
+def _track_step(post, kern, jump, log_like, has_evidence):  # pragma: no cover - compiled
+    """One step of the rate track: diffusion, jump mixing and (``has_evidence``) evidence.
+
+    Replaces ``prior = np.convolve(post, kern, "same")`` (``kern`` of odd length, not longer
+    than ``post``), ``prior = (1 - jump) * prior / prior.sum() + jump / n`` and
+    ``post = prior * np.exp(log_like - log_like.max()); post /= post.sum()``.
+    """
+    n = post.size
+    m = kern.size
+    h = (m - 1) // 2
+    prior = np.zeros(n)
+    for tap in range(m):  # prior[i] = sum over taps of post[i + h - tap] * kern[tap]
+        w = kern[tap]
+        shift = h - tap
+        for i in range(max(0, -shift), min(n, n - shift)):  # a loop the compiler vectorises
+            prior[i] += post[i + shift] * w
+    total = 0.0
+    for i in range(n):
+        total += prior[i]
+    for i in range(n):
+        prior[i] = (1.0 - jump) * prior[i] / total + jump / n
+    if has_evidence:
+        top = log_like[0]
+        for i in range(n):
+            if log_like[i] > top or math.isnan(log_like[i]):
+                top = log_like[i]
+        total = 0.0
+        for i in range(n):
+            prior[i] *= math.exp(log_like[i] - top)
+            total += prior[i]
+        for i in range(n):
+            prior[i] /= total
+    return prior
+
+
+@kernel("int64(float64)")
+def _round_nb(x):  # pragma: no cover - compiled
+    """Python's ``round(x)`` of a float (ties to even)."""
+    r = math.floor(x)
+    d = x - r  # exact for the values here
+    if d > 0.5 or (d == 0.5 and r % 2 != 0):
+        r += 1.0
+    return int(r)
+
+
+@kernel("float64(float64[:], float64[:], float64, float64)")
+def _local_peak_nb(p, brpm, rate, half_width):  # pragma: no cover - compiled
+    """Local maximum of ``p`` within ``half_width`` of ``rate`` (parabolic), or NaN.
+
+    A maximum on the edge of that neighbourhood is no local peak (NaN).
+    """
+    n = p.size
+    i0 = max(0, _round_nb((rate - half_width - brpm[0]) / _GRID_STEP_BRPM))
+    i1 = min(n, _round_nb((rate + half_width - brpm[0]) / _GRID_STEP_BRPM) + 1)
+    if i1 - i0 < 3:
+        return np.nan
+    i = i0 + np.argmax(p[i0:i1])
+    if i <= i0 or i >= i1 - 1:
+        return np.nan
+    a, b, c = p[i - 1], p[i], p[i + 1]
+    den = a - 2.0 * b + c
+    off = 0.5 * (a - c) / den if den < 0 else 0.0
+    off = off if off > -0.5 else -0.5  # = min(0.5, max(-0.5, off)), Python's rules for NaN
+    off = off if off < 0.5 else 0.5
+    return brpm[i] + off * _GRID_STEP_BRPM
+
+
+@kernel("float64(float64[:], float64[:], float64[:], boolean, float64[:], float64[:], boolean)")
+def _read_rate(post, brpm, weight, weighted, comp, raw, has_shapes):  # pragma: no cover - compiled
+    """Read-out rate of a posterior: centroid near its maximum plus the compensation's shift.
+
+    ``post * weight`` when ``weighted`` (the pace hint); the centroid over a symmetric
+    neighbourhood of 1 breath/min around the maximum (narrower at the grid edges: no edge
+    bias).  Multiplying a spectral lobe by a rising background correction moves its maximum
+    up by about (lobe width)^2 / rate: 0.3-0.7 breaths/min at 5 breaths/min in a 32 s window.
+    The raw and compensated spectra of the last window (``has_shapes``) locate the same lobe
+    near the centroid; their difference (clipped to 1 breath/min; 0 when either has no local
+    maximum there) is added back.
+    """
+    n = post.size
+    w = post * weight if weighted else post
+    i = np.argmax(w)
+    h = min(_round_nb(1.0 / _GRID_STEP_BRPM), i, n - 1 - i)
+    num = 0.0
+    den = 0.0
+    for j in range(i - h, i + h + 1):
+        num += w[j] * brpm[j]
+        den += w[j]
+    rate = num / den
+    if has_shapes:
+        p_comp = _local_peak_nb(comp, brpm, rate, _CONC_HALF_WIDTH_BRPM)
+        p_raw = _local_peak_nb(raw, brpm, rate, _CONC_HALF_WIDTH_BRPM)
+        if not (math.isnan(p_comp) or math.isnan(p_raw)):
+            d = p_raw - p_comp
+            d = d if d > -_MAX_SHIFT_BRPM else -_MAX_SHIFT_BRPM
+            rate += d if d < _MAX_SHIFT_BRPM else _MAX_SHIFT_BRPM
+    return rate
+
+
+def _times_evidence(prior: FloatArray, log_like: FloatArray) -> FloatArray:
+    """``prior * exp(log_like)``, normalised (the log-likelihood shifted to a maximum of 0)."""
+    post = prior * np.exp(log_like - log_like.max())
+    post /= post.sum()
+    return post
 
 
 class _Tracker:
@@ -444,23 +671,25 @@ class _Tracker:
             if log_like is None:
                 self.time = time
                 return
-            prior = np.full(n, 1.0 / n)
+            post = _times_evidence(np.full(n, 1.0 / n), log_like)
         else:
             k = self._kernel(dt)
             # Mass diffusing beyond the range edges is lost (absorbing edges, then renormalised):
             # a mild preference for the interior, where under 4 breaths/min drift would otherwise
             # capture the track.
-            prior = np.convolve(self.post, k, mode="same") if k.size > 1 else self.post.copy()
             jump = 1.0 - (1.0 - self._cfg.track_jump_per_s) ** max(dt, 0.0)
-            prior = (1.0 - jump) * prior / prior.sum() + jump / n
+            if k.size <= n:  # the usual case: diffusion, jumps and evidence in one kernel
+                has = log_like is not None
+                post = _track_step(self.post, k, jump, log_like if has else self.post, has)
+            else:  # pragma: no cover - a gap of minutes: np.convolve's own length rules
+                prior = np.convolve(self.post, k, mode="same")
+                prior = (1.0 - jump) * prior / prior.sum() + jump / n
+                post = prior if log_like is None else _times_evidence(prior, log_like)
         if log_like is not None:
-            post = prior * np.exp(log_like - log_like.max())
-            post /= post.sum()
             self.last_evidence_time = time
             self.last_quality = quality
             self._shapes = shapes
         else:
-            post = prior
             self.last_quality = 0.0
         self.post = post
         self.time = time
@@ -472,40 +701,20 @@ class _Tracker:
             return math.nan, 0.0
         if self.time - self.last_evidence_time > cfg.max_hold_s + 1e-9:
             return math.nan, 0.0
-        post = self.post
-        quality = grid.concentration(post) * self.last_quality
-        if hint is not None and cfg.hint_gain > 0:
-            if self._hint_weight is None or self._hint_weight[0] != hint:  # the pace changes rarely
-                near = np.exp(-0.5 * ((grid.brpm - hint) / cfg.hint_width_brpm) ** 2)
-                self._hint_weight = (hint, 1.0 + cfg.hint_gain * near)
-            post = post * self._hint_weight[1]
-        i = int(np.argmax(post))
-        # centroid over a symmetric neighbourhood (narrower at the grid edges: no edge bias)
-        h = min(int(round(1.0 / _GRID_STEP_BRPM)), i, grid.n - 1 - i)
-        sl = slice(i - h, i + h + 1)
-        rate = float(np.dot(post[sl], grid.brpm[sl]) / post[sl].sum())
-        rate += self._compensation_shift(rate)
+        quality = grid.concentration(self.post) * self.last_quality
+        weighted = hint is not None and cfg.hint_gain > 0
+        if weighted and (self._hint_weight is None or self._hint_weight[0] != hint):  # rare change
+            near = np.exp(-0.5 * ((grid.brpm - hint) / cfg.hint_width_brpm) ** 2)
+            self._hint_weight = (hint, 1.0 + cfg.hint_gain * near)
+        weight = self._hint_weight[1] if weighted and self._hint_weight is not None else self.post
+        comp, raw = self._shapes if self._shapes is not None else (self.post, self.post)
+        # centroid near the maximum, plus the shift the background compensation gave the lobe
+        rate = float(_read_rate(self.post, grid.brpm, weight, weighted, comp, raw, self._shapes is not None))
         rate = min(cfg.rate_max_brpm, max(cfg.rate_min_brpm, rate))
         quality = min(1.0, max(0.0, quality))
         if quality < cfg.min_quality:
             return math.nan, quality
         return rate, quality
-
-    def _compensation_shift(self, rate: float) -> float:
-        """Shift of the last window's spectral peak near ``rate`` caused by the compensation.
-
-        Multiplying a spectral lobe by a rising background correction moves its maximum up by
-        about (lobe width)^2 / rate: 0.3-0.7 breaths/min at 5 breaths/min in a 32 s window.  The
-        raw and compensated spectra of the last window locate the same lobe; their difference
-        is added back (0 when either has no clear local maximum near ``rate``).
-        """
-        if self._shapes is None:
-            return 0.0
-        grid = self._grid
-        peaks = [grid.local_peak(p, rate, _CONC_HALF_WIDTH_BRPM) for p in self._shapes]
-        if peaks[0] is None or peaks[1] is None:
-            return 0.0
-        return min(_MAX_SHIFT_BRPM, max(-_MAX_SHIFT_BRPM, peaks[1] - peaks[0]))
 
     def rate(self) -> float | None:
         """Current maximum-posterior rate (no hint), or None."""
@@ -527,16 +736,27 @@ def _shapes(*evidence: _Evidence) -> tuple[FloatArray, FloatArray] | None:
     return np.asarray(comp, dtype=np.float64), np.asarray(raw, dtype=np.float64)
 
 
+@kernel("float64[:](float64[:], float64)")
+def _log_like_nb(s, beta):  # pragma: no cover - compiled
+    """``beta * np.log((s + floor) / (s.max() + floor))`` with ``floor = 1e-3 * s.max()``."""
+    peak = s[0]
+    for j in range(s.size):
+        if s[j] > peak or math.isnan(s[j]):
+            peak = s[j]
+    floor = 1e-3 * peak
+    out = np.empty(s.size)
+    for j in range(s.size):
+        out[j] = beta * math.log((s[j] + floor) / (peak + floor))
+    return out
+
+
 def _evidence_log_like(ev: _Evidence, cfg: RespirationConfig) -> FloatArray | None:
     if ev.log_like is not None:  # the stream's track and the fused track use the same evidence
         return ev.log_like
     if ev.spectrum is None or ev.quality <= 0.0:
         return None
     beta = cfg.evidence_per_s * cfg.hop_s * ev.quality
-    s = ev.spectrum
-    peak = float(s.max())
-    floor = 1e-3 * peak
-    ev.log_like = np.asarray(beta * np.log((s + floor) / (peak + floor)), dtype=np.float64)
+    ev.log_like = _log_like_nb(ev.spectrum, beta)
     return ev.log_like
 
 
@@ -545,12 +765,567 @@ def _evidence_log_like(ev: _Evidence, cfg: RespirationConfig) -> FloatArray | No
 # ---------------------------------------------------------------------------------------------
 
 
+_READONLY_2D = "Array(float64, 2, 'A', readonly=True)"  # a read-only 2-D array (Chunk data)
+_BEATS_NONE, _BEATS_OK, _BEATS_TIES = 0, 1, 2  # status of _find_peaks_nb and _beat_series
+_NO_PEAKS = np.zeros(0, dtype=np.int64)
+
+
+@kernel("void(float64[:, :], float64[:, :], float64[:, :, :])")
+def _sosfilt_nb(sos, x, zi):  # pragma: no cover - compiled
+    """Filter the rows of ``x`` in place, updating ``zi`` (n_rows, n_sections, 2).
+
+    The loop of scipy's compiled ``sosfilt`` (transposed direct form II), the same operations
+    in the same order: ``scipy.signal.sosfilt(sos, x, zi=...)`` bit for bit.  Two sections
+    (every filter here) keep their coefficients and state in registers.
+    """
+    n_sections = sos.shape[0]
+    for r in range(x.shape[0]):
+        if n_sections == 2:
+            b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+            b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
+            z00, z01, z10, z11 = zi[r, 0, 0], zi[r, 0, 1], zi[r, 1, 0], zi[r, 1, 1]
+            for i in range(x.shape[1]):
+                x_cur = x[r, i]
+                x_new = b00 * x_cur + z00
+                z00 = b01 * x_cur - a01 * x_new + z01
+                z01 = b02 * x_cur - a02 * x_new
+                x_cur = x_new
+                x_new = b10 * x_cur + z10
+                z10 = b11 * x_cur - a11 * x_new + z11
+                z11 = b12 * x_cur - a12 * x_new
+                x[r, i] = x_new
+            zi[r, 0, 0], zi[r, 0, 1], zi[r, 1, 0], zi[r, 1, 1] = z00, z01, z10, z11
+            continue
+        for i in range(x.shape[1]):
+            x_cur = x[r, i]
+            for s in range(n_sections):
+                x_new = sos[s, 0] * x_cur + zi[r, s, 0]
+                zi[r, s, 0] = sos[s, 1] * x_cur - sos[s, 4] * x_new + zi[r, s, 1]
+                zi[r, s, 1] = sos[s, 2] * x_cur - sos[s, 5] * x_new
+                x_cur = x_new
+            x[r, i] = x_cur
+
+
+_STACK_ARGS = "float64[:, :], float64[:, :, :], float64[:, :, :], float64[:], boolean, boolean"
+
+
+@kernel(f"boolean(float64[:, :], {_READONLY_2D}, {_STACK_ARGS})")  # chunk data: read-only (any array)
+def _stack_chunk(sos, raw, out, zi, zi_unit, last, init, ppg):  # pragma: no cover - compiled
+    """Buffer rows of a chunk: the filtered rows, (PPG) the raw row, the valid flag 1.
+
+    Replaces ``SosFilter.process`` on finite samples (state started at steady state for the
+    first sample when ``init``, then sosfilt with carried state; ``last`` receives each row's
+    last sample) and the row copies.  Returns False, touching nothing, when a sample is not
+    finite: the caller holds the last finite sample first.
+    """
+    k, n = raw.shape
+    if n == 0:
+        return True
+    for r in range(k):
+        for i in range(n):
+            if not math.isfinite(raw[r, i]):
+                return False
+    for r in range(k):
+        if init:
+            for s in range(zi.shape[1]):
+                zi[r, s, 0] = zi_unit[0, s, 0] * raw[r, 0]
+                zi[r, s, 1] = zi_unit[0, s, 1] * raw[r, 0]
+        last[r] = raw[r, n - 1]
+        for i in range(n):
+            out[r, i] = raw[r, i]
+    _sosfilt_nb(sos, out[:k], zi)
+    if ppg:
+        for i in range(n):
+            out[1, i] = raw[0, i]
+    for i in range(n):
+        out[out.shape[0] - 1, i] = 1.0
+    return True
+
+
+@kernel("float64[:](float64[:, :], float64[:, :, :], float64[:], int64)")
+def _filtfilt(sos, zi_unit, x, pad):  # pragma: no cover - compiled
+    """Zero-phase filtering of ``x`` with odd extension by ``pad`` samples (sosfiltfilt's way).
+
+    Replaces ``ext = np.concatenate([2 * x[0] - x[pad:0:-1], x, 2 * x[-1] -
+    x[-2:-pad - 2:-1]])``, ``sosfilt`` forward from ``zi_unit * ext[0]``, ``sosfilt`` of the
+    reversed output from ``zi_unit * y[-1]``, reversed and cut back to ``x``'s samples.
+    """
+    n = x.size
+    m = n + 2 * pad
+    ext = np.empty((1, m))
+    for j in range(1, pad + 1):
+        ext[0, pad - j] = 2 * x[0] - x[j]
+        ext[0, pad + n - 1 + j] = 2 * x[n - 1] - x[n - 1 - j]
+    for i in range(n):
+        ext[0, pad + i] = x[i]
+    zi = zi_unit * ext[0, 0]
+    _sosfilt_nb(sos, ext, zi)
+    rev = np.empty((1, m))
+    for i in range(m):
+        rev[0, i] = ext[0, m - 1 - i]
+    zi = zi_unit * rev[0, 0]
+    _sosfilt_nb(sos, rev, zi)
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = rev[0, m - 1 - pad - i]
+    return out
+
+
+@kernel("void(float64[:, :], float64[:, :], float64[:], float64, float64[:])")
+def _taper_rows(out, series, t, tt, hann):  # pragma: no cover - compiled
+    """Detrended, Hann-tapered ``series`` rows into ``out[:, :n]`` (``out`` zero beyond).
+
+    Replaces ``y = series - series.sum(axis=1, keepdims=True) / n``, per row
+    ``row -= t * (np.dot(t, row) / tt)``, and ``y *= hann`` (``t``: centred sample index,
+    ``tt``: its sum of squares).
+    """
+    k, n = series.shape
+    for r in range(k):
+        total = 0.0
+        for i in range(n):
+            total += series[r, i]
+        mean = total / n
+        dot = 0.0
+        for i in range(n):
+            out[r, i] = series[r, i] - mean
+            dot += t[i] * out[r, i]
+        slope = dot / tt
+        for i in range(n):
+            out[r, i] = (out[r, i] - t[i] * slope) * hann[i]
+
+
+@kernel("float64(float64[:], int64)")
+def _select(v, k):  # pragma: no cover - compiled
+    """``np.partition(v, k)[k]`` (k-th smallest of NaN-free ``v``); reorders ``v`` in place."""
+    lo, hi = 0, v.size - 1
+    while hi > lo:
+        mid = (lo + hi) // 2  # median of three as pivot
+        a, b, c = v[lo], v[mid], v[hi]
+        if a < b:
+            pivot = b if b < c else (c if a < c else a)
+        else:
+            pivot = a if a < c else (c if b < c else b)
+        i, j = lo, hi
+        while i <= j:
+            while v[i] < pivot:
+                i += 1
+            while v[j] > pivot:
+                j -= 1
+            if i <= j:
+                v[i], v[j] = v[j], v[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return v[k]
+    return v[k]
+
+
+@kernel("float64(float64[:])")
+def _median_nb(v):  # pragma: no cover - compiled
+    """``np.median(v)`` of a 1-D array (NaN if empty or any NaN); reorders ``v`` in place."""
+    n = v.size
+    if n == 0:
+        return np.nan
+    for i in range(n):
+        if math.isnan(v[i]):
+            return np.nan
+    h = n // 2
+    if n % 2:
+        return _select(v, h)
+    hi = _select(v, h)
+    lo = v[0]
+    for i in range(1, h):  # after the selection, v[:h] holds the h smallest
+        if v[i] > lo:
+            lo = v[i]
+    return (lo + hi) / 2.0  # numpy: mean of the two middle values
+
+
+@kernel("float64(float64[:], float64)")
+def _percentile_nb(v, q):  # pragma: no cover - compiled
+    """``np.percentile(v, q)`` (linear method) of a NaN-free 1-D array; reorders ``v`` in place."""
+    n = v.size
+    pos = (n - 1) * (q / 100.0)
+    i = min(int(math.floor(pos)), n - 1)
+    a = _select(v, i)
+    b = a
+    if i + 1 <= n - 1:  # the next order statistic: the minimum of what lies above
+        b = v[i + 1]
+        for j in range(i + 2, n):
+            if v[j] < b:
+                b = v[j]
+    g = pos - i
+    d = b - a  # numpy's _lerp: from the nearer end
+    return b - d * (1.0 - g) if g >= 0.5 else a + d * g
+
+
+@kernel("Tuple((int64, int64[:]))(float64[:], int64, float64, boolean, int64[:])")
+def _find_peaks_nb(c, distance, prominence, use_selected, selected):  # pragma: no cover
+    """``find_peaks(c, distance=distance, prominence=prominence)[0]`` of a NaN-free ``c``.
+
+    scipy's steps: local maxima (a plateau gives its middle sample), selection by distance
+    (highest peak first), then by prominence (``wlen``: the whole signal; the bases' scans
+    stop as soon as the threshold is decided).  Returns (status,
+    peaks); status ``_BEATS_TIES`` (no peaks) when two local maxima have equal heights, whose
+    order in the distance selection is that of numpy's unstable argsort: the caller then
+    passes ``use_selected`` and the peaks that ``find_peaks(c, distance=distance)`` keeps.
+    """
+    n = c.size
+    if use_selected:
+        cand = selected.copy()
+        m = cand.size
+        keep = np.ones(m, dtype=np.bool_)
+    else:
+        cand = np.empty(n // 2 + 1, dtype=np.int64)
+        m = 0
+        i = 1
+        while i < n - 1:
+            if c[i - 1] < c[i]:
+                ahead = i + 1
+                while ahead < n - 1 and c[ahead] == c[i]:
+                    ahead += 1
+                if c[ahead] < c[i]:
+                    cand[m] = (i + ahead - 1) // 2
+                    m += 1
+                    i = ahead
+            i += 1
+        heights = np.empty(m)
+        for j in range(m):
+            heights[j] = c[cand[j]]
+        order = np.argsort(heights, kind="mergesort")
+        for j in range(m - 1):
+            if heights[order[j]] == heights[order[j + 1]]:
+                return (_BEATS_TIES, np.zeros(0, dtype=np.int64))
+        keep = np.ones(m, dtype=np.bool_)
+        for r in range(m - 1, -1, -1):
+            j = order[r]
+            if not keep[j]:
+                continue
+            k = j - 1
+            while k >= 0 and cand[j] - cand[k] < distance:
+                keep[k] = False
+                k -= 1
+            k = j + 1
+            while k < m and cand[k] - cand[j] < distance:
+                keep[k] = False
+                k += 1
+    # prominence = top - max(left base, right base), each base the minimum of c between the
+    # peak and the nearest higher sample on that side.  Only ``prominence <= top - base`` is
+    # needed: as rounding is monotone, it holds iff on each side some sample v before the
+    # higher one has ``prominence <= top - v``, so each scan stops at the first such sample.
+    pk = np.empty(m, dtype=np.int64)
+    n_pk = 0
+    for j in range(m):
+        if not keep[j]:
+            continue
+        p = cand[j]
+        top = c[p]
+        left = False
+        i = p
+        while i >= 0 and c[i] <= top:
+            if prominence <= top - c[i]:
+                left = True
+                break
+            i -= 1
+        if not left:
+            continue
+        right = False
+        i = p
+        while i <= n - 1 and c[i] <= top:
+            if prominence <= top - c[i]:
+                right = True
+                break
+            i += 1
+        if right:
+            pk[n_pk] = p
+            n_pk += 1
+    return (_BEATS_OK, pk[:n_pk].copy())
+
+
+@kernel(
+    "Tuple((int64, float64[:], float64[:], float64[:], float64[:], boolean[:], float64))"
+    "(float64[:], float64[:], boolean[:], boolean, float64, float64, int64, int64, boolean, int64[:])"
+)
+def _beat_series(c, x, bad, clean, fw, t0, distance, half, use_selected, selected):  # pragma: no cover
+    """Beats of one PPG window, from its cardiac-band copy ``c`` and working signal ``x``.
+
+    Replaces the numpy chain: 5th/95th percentiles of ``c`` (good samples), ``find_peaks(c,
+    distance=, prominence=0.3 * amplitude)`` (:func:`_find_peaks_nb`), peaks on bad samples
+    dropped, feet (``np.minimum.reduceat(x, pk[:-1])``), tops (maximum of ``x`` within
+    ``half`` samples), parabolic refinement of the peak times on ``c``, the interval, bad-span,
+    amplitude-outlier and baseline-step masks with their medians.  Returns (status, beat
+    times, intervals, amplitudes, baselines, ok mask, median interval of the ok beats); status
+    ``_BEATS_NONE``: no usable beats; ``_BEATS_TIES``: see :func:`_find_peaks_nb`.
+    """
+    n = c.size
+    empty = np.empty(0)
+    none = (_BEATS_NONE, empty, empty, empty, empty, np.zeros(0, dtype=np.bool_), np.nan)
+    # amplitude: 5th to 95th percentile of the good samples (np.percentile, linear)
+    if clean:
+        v = c.copy()
+    else:
+        v = c[~bad]
+    if v.size == 0:
+        return none
+    for i in range(v.size):
+        if math.isnan(v[i]):
+            return none  # np.percentile gives NaN: no amplitude
+    hi_q = _percentile_nb(v, 95.0)
+    lo_q = _percentile_nb(v, 5.0)
+    amp = hi_q - lo_q
+    if not amp > 0.0:
+        return none
+    status, pk = _find_peaks_nb(c, distance, 0.3 * amp, use_selected, selected)
+    if status == _BEATS_TIES:
+        return (_BEATS_TIES, empty, empty, empty, empty, np.zeros(0, dtype=np.bool_), np.nan)
+    n_pk = 0
+    for j in range(pk.size):  # peaks on bad samples are no beats
+        if clean or not bad[pk[j]]:
+            pk[n_pk] = pk[j]
+            n_pk += 1
+    if n_pk < 4:
+        return none
+    nb = n_pk - 1  # beats: from one peak to the next
+    nx = x.size
+    t_b = np.empty(nb)
+    ibi = np.empty(nb)
+    am = np.empty(nb)
+    bw = np.empty(nb)
+    ok = np.empty(nb, dtype=np.bool_)
+    prev_t = 0.0
+    for j in range(n_pk):
+        # peak time: parabolic refinement on c, s since the window's first sample
+        p = min(max(pk[j], 1), n - 2)
+        a, b, cc = c[p - 1], c[p], c[p + 1]
+        den = a - 2.0 * b + cc
+        off = 0.5 * (a - cc) / den if den < 0 else 0.0
+        if off < -0.5:
+            off = -0.5
+        elif off > 0.5:
+            off = 0.5
+        pk_t = t0 + (off + p) / fw
+        if j > 0:
+            k = j - 1
+            # foot: minimum of x from the previous peak (to the end for the last foot, as
+            # np.minimum.reduceat(x, pk[:-1]) gives); a bad sample in that span drops the beat
+            stop = pk[j] if j < nb else nx
+            foot = x[pk[k]]
+            gap = False
+            for i in range(pk[k], stop):
+                if x[i] < foot or math.isnan(x[i]):
+                    foot = x[i]
+                if not clean and bad[i]:
+                    gap = True
+            top = x[min(max(pk[j] - half, 0), nx - 1)]
+            for d in range(-half + 1, half + 1):
+                val = x[min(max(pk[j] + d, 0), nx - 1)]
+                if val > top or math.isnan(val):
+                    top = val
+            t_b[k] = pk_t
+            ibi[k] = pk_t - prev_t
+            am[k] = top - foot
+            bw[k] = 0.5 * (top + foot)
+            ok[k] = ibi[k] >= _MIN_IBI_S and ibi[k] <= _MAX_IBI_S and am[k] > 0 and not gap
+        prev_t = pk_t
+    # clean beats: interval near the median, no amplitude outlier, no baseline step
+    n_ok = 0
+    for k in range(nb):
+        n_ok += ok[k]
+    if n_ok >= 4:
+        med_ibi = _median_nb(ibi[ok])
+        n_ok = 0
+        for k in range(nb):
+            ok[k] = ok[k] and abs(ibi[k] - med_ibi) <= 0.4 * med_ibi
+            n_ok += ok[k]
+    if n_ok >= 4:
+        idx = np.flatnonzero(ok)
+        v = np.log(am[idx])
+        med = _median_nb(v.copy())
+        dev = np.abs(v - med)
+        mad = 1.4826 * _median_nb(dev.copy())
+        if mad > 0.0:
+            for r in range(idx.size):
+                if dev[r] > 4.0 * mad:
+                    ok[idx[r]] = False
+        med_amp = _median_nb(am[ok])
+        for k in range(nb):
+            step = abs(bw[k] - bw[k - 1]) if k > 0 else 0.0
+            ok[k] = ok[k] and step <= med_amp  # a baseline step larger than a pulse: motion
+        n_ok = 0
+        for k in range(nb):
+            n_ok += ok[k]
+    if n_ok < 4:
+        return none
+    return (_BEATS_OK, t_b, ibi, am, bw, ok, _median_nb(ibi[ok]))
+
+
+@kernel("float64[:](float64[:], float64[:], float64[:])")
+def _interp_nb(x, xp, fp):  # pragma: no cover - compiled
+    """``np.interp(x, xp, fp)`` for ascending ``x`` and ``xp`` (numpy's formula and edge rules)."""
+    n, m = x.size, xp.size
+    out = np.empty(n)
+    j = 0  # the last index with xp[j] <= x (walks forward: x ascending)
+    for i in range(n):
+        v = x[i]
+        if math.isnan(v):
+            out[i] = v
+            continue
+        while j + 1 < m and xp[j + 1] <= v:
+            j += 1
+        if v < xp[0]:
+            out[i] = fp[0]
+        elif j >= m - 1 or xp[j] == v:
+            out[i] = fp[j]
+        else:
+            slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+            y = slope * (v - xp[j]) + fp[j]
+            if math.isnan(y):  # numpy: try from the other end
+                y = slope * (v - xp[j + 1]) + fp[j + 1]
+                if math.isnan(y) and fp[j] == fp[j + 1]:
+                    y = fp[j]
+            out[i] = y
+    return out
+
+
+_BEAT_SERIES = ("bw", "am", "fm")  # the series of _beat_rows, by code
+
+
+@kernel("float64[:, :](float64[:], float64[:], boolean[:], float64[:], float64[:], float64[:], int64[:])")
+def _beat_rows(grid_t, t_b, ok, bw, am, ibi, codes):  # pragma: no cover - compiled
+    """Beat series (``codes``: 0 baseline, 1 amplitude, 2 interval) of the ok beats at 4 Hz.
+
+    Replaces ``tb = t_b[ok]``, ``gi = grid_t[(grid_t >= tb[0]) & (grid_t <= tb[-1])]`` and per
+    series ``np.interp(gi, tb, series[ok])`` (:func:`_interp_nb`); rows of ``gi``'s length.
+    """
+    tb = t_b[ok]
+    gi = grid_t[(grid_t >= tb[0]) & (grid_t <= tb[-1])]
+    out = np.empty((codes.size, gi.size))
+    for r in range(codes.size):
+        if codes[r] == 0:
+            vals = bw[ok]
+        elif codes[r] == 1:
+            vals = am[ok]
+        else:
+            vals = ibi[ok]
+        out[r] = _interp_nb(gi, tb, vals)
+    return out
+
+
+@kernel("Tuple((float64[:, :], float64[:], float64))"
+        "(float64[:, :], float64[:], float64[:], float64[:], float64, int64)")
+def _accel_series(filt, valid, rel_t, grid_rel, max_slope, half):  # pragma: no cover - compiled
+    """Accelerometer axes on the 4 Hz grid, motion bridged; (series, axis weights, good share).
+
+    Replaces: ``np.interp`` of each axis (and of the invalid flags, ``> 0``) at ``grid_rel``
+    (:func:`_interp_nb`);
+    the motion mask (``sqrt(sum(diff ** 2))`` over axes times 4 Hz above ``max_slope``) dilated
+    by ``half`` samples (``maximum_filter1d``); the good share; ``_fill_invalid`` of each axis;
+    the weights, each axis's variance over its good samples.  A good share below 0.5 returns
+    at once (series and weights then unset).
+    """
+    k, n_t = filt.shape
+    n = grid_rel.size
+    xs = np.empty((k, n))
+    for r in range(k):
+        xs[r] = _interp_nb(grid_rel, rel_t, filt[r])
+    bad = np.zeros(n, dtype=np.bool_)
+    all_valid = True
+    n_ok = 0
+    for i in range(n_t):
+        if valid[i] > 0.5:
+            n_ok += 1
+        else:
+            all_valid = False
+    if not all_valid:
+        share = n_ok / n_t
+        if share < 0.5:
+            return xs, np.zeros(k), share
+        flags = np.empty(n_t)
+        for i in range(n_t):
+            flags[i] = 0.0 if valid[i] > 0.5 else 1.0
+        bad = _interp_nb(grid_rel, rel_t, flags) > 0.0
+    # gross head motion: the low-passed orientation changes faster than breathing can tilt it
+    for i in range(1, n):
+        total = 0.0
+        for r in range(k):
+            d = xs[r, i] - xs[r, i - 1]
+            total += d * d
+        if math.sqrt(total) * _SERIES_SFREQ > max_slope:
+            bad[i] = True
+    dil = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        if bad[i]:
+            for j in range(max(0, i - half), min(n, i + half + 1)):
+                dil[j] = True
+    n_bad = 0
+    for i in range(n):
+        n_bad += dil[i]
+    good_frac = 1.0 - n_bad / n
+    weights = np.zeros(k)
+    if good_frac < 0.5:
+        return xs, weights, good_frac
+    n_good = n - n_bad
+    for r in range(k):  # the variance of each axis over its good samples
+        total = 0.0
+        for i in range(n):
+            if not dil[i]:
+                total += xs[r, i]
+        mean = total / n_good
+        total = 0.0
+        for i in range(n):
+            if not dil[i]:
+                d = xs[r, i] - mean
+                total += d * d
+        weights[r] = total / n_good
+    if n_bad:  # bridge the bad samples (linear interpolation, edges held)
+        good = np.flatnonzero(~dil)
+        good_t = good.astype(np.float64)
+        idx = np.arange(n).astype(np.float64)
+        vals = np.empty(good.size)
+        for r in range(k):
+            for j in range(good.size):
+                vals[j] = xs[r, good[j]]
+            xs[r] = _interp_nb(idx, good_t, vals)
+    return xs, weights, good_frac
+
+
+@kernel("Tuple((float64[:], float64[:], float64))(float64[:, :], float64[:, :], boolean[:], float64[:])")
+def _weighted_spectra(comp, raw, usable, weights):  # pragma: no cover - compiled
+    """Weighted sums of the usable rows (added in order), each normalised; the first's total.
+
+    Replaces ``p_sum += pair[0] * w`` (and ``raw_sum``) over the axes and the two
+    normalisations (not done when the total is not positive).
+    """
+    n = comp.shape[1]
+    p_sum = np.zeros(n)
+    raw_sum = np.zeros(n)
+    for r in range(comp.shape[0]):
+        if usable[r]:
+            for j in range(n):
+                p_sum[j] += comp[r, j] * weights[r]
+                raw_sum[j] += raw[r, j] * weights[r]
+    tot = 0.0
+    tot_raw = 0.0
+    for j in range(n):
+        tot += p_sum[j]
+        tot_raw += raw_sum[j]
+    if not tot > 0.0:
+        return p_sum, raw_sum, tot
+    for j in range(n):
+        p_sum[j] /= tot
+        raw_sum[j] /= tot_raw
+    return p_sum, raw_sum, tot
+
+
 class _ZeroPhase:
     """Forward-backward filtering of one window (as scipy's sosfiltfilt, odd padding).
 
     Only the window's own samples are used, so the result stays causal with respect to the
-    window end; the initial conditions are precomputed once.  Both passes run the compiled
-    kernel behind :func:`scipy.signal.sosfilt` (bit-identical, without its argument handling).
+    window end; the initial conditions are precomputed once.  Both passes run the loop of
+    :func:`scipy.signal.sosfilt` in one kernel (bit-identical).
     """
 
     def __init__(self, sos: FloatArray) -> None:
@@ -559,57 +1334,7 @@ class _ZeroPhase:
         self._pad = 3 * (2 * sos.shape[0] + 1)
 
     def apply(self, x: FloatArray) -> FloatArray:
-        pad = min(self._pad, x.size - 1)
-        ext = np.concatenate([2 * x[0] - x[pad:0:-1], x, 2 * x[-1] - x[-2 : -pad - 2 : -1]])
-        y = _sosfilt_inplace(self._sos, ext[np.newaxis], self._zi * ext[0])
-        y = np.ascontiguousarray(y[:, ::-1])
-        y = _sosfilt_inplace(self._sos, y, self._zi * y[0, 0])
-        return np.asarray(y[0, ::-1][pad : pad + x.size], dtype=np.float64)
-
-
-def _peaks(x: FloatArray, distance: int, prominence: float) -> NDArray[np.intp]:
-    """``find_peaks(x, distance=distance, prominence=prominence)[0]``, bit for bit.
-
-    The same compiled steps in the same order (local maxima, selection by distance, then by
-    prominence), without the wrapper's argument handling and property bookkeeping.
-    """
-    if _local_maxima_1d is None:  # pragma: no cover
-        return find_peaks(x, distance=distance, prominence=prominence)[0]
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    peaks = _local_maxima_1d(x)[0]
-    peaks = peaks[_select_by_peak_distance(peaks, x[peaks], float(distance))]
-    prom = _peak_prominences(x, peaks, -1)[0]
-    return peaks[prominence <= prom]
-
-
-def _median(x: FloatArray) -> float:
-    """``np.median`` of a 1-D array, bit for bit, without its overhead (hot path)."""
-    n = x.size
-    if n == 0 or not math.isfinite(float(x.sum())):
-        return float(np.median(x))  # empty or non-finite: numpy's own rules (NaN)
-    h = n // 2
-    if n % 2:
-        return float(np.partition(x, h)[h])
-    part = np.partition(x, (h - 1, h))
-    return (float(part[h - 1]) + float(part[h])) / 2.0  # numpy: mean of the two middle values
-
-
-def _percentiles(x: FloatArray, qs: tuple[float, ...]) -> list[float]:
-    """``np.percentile(x, qs)`` (linear method) of a finite 1-D array, bit for bit, faster."""
-    n = x.size
-    if n == 0 or not math.isfinite(float(x.sum())):
-        return [float(v) for v in np.percentile(x, qs)]
-    pos = [(n - 1) * (q / 100.0) for q in qs]
-    lo = [min(int(math.floor(v)), n - 1) for v in pos]
-    kth = sorted({k for i in lo for k in (i, min(i + 1, n - 1))})
-    part = np.partition(x, kth)
-    out = []
-    for v, i in zip(pos, lo):
-        a, b = float(part[i]), float(part[min(i + 1, n - 1)])
-        g = v - i
-        d = b - a  # numpy's _lerp: from the nearer end
-        out.append(b - d * (1.0 - g) if g >= 0.5 else a + d * g)
-    return out
+        return _filtfilt(self._sos, self._zi, x, min(self._pad, x.size - 1))
 
 
 def _contiguous_tail(times: FloatArray, sfreq: float) -> int:
@@ -670,14 +1395,6 @@ def _clipped(raw: FloatArray, min_count: int) -> BoolArray:
     return out
 
 
-def _robust_outliers(v: FloatArray, k: float) -> BoolArray:
-    med = _median(v)
-    mad = 1.4826 * _median(np.abs(v - med))
-    if mad <= 0.0:
-        return np.zeros(v.shape, dtype=bool)
-    return np.asarray(np.abs(v - med) > k * mad)
-
-
 class _PpgAnalyzer:
     """Respiratory modulations of one PPG window."""
 
@@ -690,6 +1407,9 @@ class _PpgAnalyzer:
         self._base = _ZeroPhase(design_sos(self.work_sfreq, h_freq=_BASELINE_LOWPASS_HZ, order=4))
         self._grid = grid
         self._cfg = cfg
+        self._beat_names = [m for m in cfg.modulations if m != "riiv"]  # rows of _beat_rows
+        self._beat_codes = np.array([_BEAT_SERIES.index(m) for m in self._beat_names], dtype=np.int64)
+        self._beat_fitted = tuple(m in _FITTED_BACKGROUND for m in self._beat_names)
 
     def analyze(self, filt: FloatArray, raw: FloatArray, valid: FloatArray, times: FloatArray) -> _Evidence:
         cfg, grid, fw = self._cfg, self._grid, self.work_sfreq
@@ -726,49 +1446,19 @@ class _PpgAnalyzer:
                 return _Evidence(t_end, None, 0.0, {"good": good_frac})
         xc = xf - float(xf.sum()) / xf.size
         c = self._card.apply(xc)
-        lo_q, hi_q = _percentiles(c if clean else c[~bad], (5.0, 95.0))
-        amp = float(hi_q - lo_q)
-        if not amp > 0.0:
-            return _Evidence(t_end, None, 0.0, {"good": good_frac})
-        pk = _peaks(c, max(1, int(_MIN_IBI_S * fw)), 0.3 * amp)
-        if not clean:
-            pk = pk[~bad[pk]]
-        if pk.size < 4:
-            return _Evidence(t_end, None, 0.0, {"good": good_frac})
-        # per beat: foot = minimum since the previous peak, peak = local maximum of x
-        feet = np.minimum.reduceat(x, pk[:-1])
+        # the beats (percentiles, find_peaks, feet/tops, refinement, masks, medians): one kernel
+        dist = max(1, int(_MIN_IBI_S * fw))
         half = max(1, int(round(0.12 * fw)))
-        # = maximum_filter1d(x, 2 * half + 1)[pk[1:]]: only at the peaks (window clipped at the
-        # edges, which holds the same samples as the filter's reflected border)
-        nbr = np.minimum(np.maximum(pk[1:, np.newaxis] + np.arange(-half, half + 1), 0), x.size - 1)
-        tops = x[nbr].max(axis=1)
-        pk_t = float(tw[0]) + self._refine(c, pk)  # session times of the peaks
-        t_b = pk_t[1:]
-        ibi = pk_t[1:] - pk_t[:-1]
-        am = tops - feet
-        bw = 0.5 * (tops + feet)
-        # clean beats: plausible interval, no bad sample in between, no amplitude/baseline outlier
-        ok = (ibi >= _MIN_IBI_S) & (ibi <= _MAX_IBI_S) & (am > 0)
-        if not clean:
-            ok &= ~(np.maximum.reduceat(bad.astype(np.uint8), pk[:-1]) > 0)
-        n_ok = int(np.count_nonzero(ok))
-        if n_ok >= 4:
-            med_ibi = _median(ibi[ok])
-            ok &= np.abs(ibi - med_ibi) <= 0.4 * med_ibi
-            n_ok = int(np.count_nonzero(ok))
-        if n_ok >= 4:
-            idx = np.flatnonzero(ok)
-            ok[idx[_robust_outliers(np.log(am[idx]), 4.0)]] = False
-            med_amp = _median(am[ok])
-            dbw = np.empty_like(bw)  # = |np.diff(bw, prepend=bw[0])|, without the concatenation
-            dbw[0] = 0.0
-            np.subtract(bw[1:], bw[:-1], out=dbw[1:])
-            np.abs(dbw, out=dbw)
-            ok &= dbw <= med_amp  # a baseline step larger than a pulse: motion, not breathing
-        n_ok = int(ok.sum())
-        if n_ok < 4:
+        t0 = float(tw[0])
+        status, t_b, ibi, am, bw, ok, med_ibi = _beat_series(c, x, bad, clean, fw, t0, dist, half,
+                                                             False, _NO_PEAKS)
+        if status == _BEATS_TIES:  # equal peak heights: scipy's own selection order
+            selected = np.asarray(find_peaks(c, distance=dist)[0], dtype=np.int64)
+            status, t_b, ibi, am, bw, ok, med_ibi = _beat_series(c, x, bad, clean, fw, t0, dist,
+                                                                 half, True, selected)
+        if status != _BEATS_OK:
             return _Evidence(t_end, None, 0.0, {"good": good_frac})
-        med_ibi = _median(ibi[ok])
+        n_ok = int(np.count_nonzero(ok))
         hr_bpm = 60.0 / med_ibi
         span = float(tw[-1] - tw[0]) + 1.0 / fw
         expected = max(1.0, good_frac * span / med_ibi)
@@ -777,10 +1467,6 @@ class _PpgAnalyzer:
         # respiratory series at 4 Hz on a grid ending at the window end
         n_grid = int(math.floor(span * _SERIES_SFREQ))
         grid_t = t_end - np.arange(n_grid - 1, -1, -1) / _SERIES_SFREQ
-        series = {"bw": bw, "am": am, "fm": ibi}
-        nyq = grid.brpm <= hr_bpm / 2.0
-        specs: list[FloatArray] = []
-        raws: list[FloatArray] = []
         details = {"good": good_frac, "beats": beat_frac, "hr_bpm": hr_bpm}
         min_len = int(0.5 * cfg.min_window_s * _SERIES_SFREQ)
         # the series: the baseline on the whole grid, the beat series inside the beats' span
@@ -788,63 +1474,32 @@ class _PpgAnalyzer:
         names: list[str] = []
         groups: list[tuple[FloatArray, tuple[bool, ...]]] = []
         if "riiv" in cfg.modulations:
-            s_riiv = np.interp(grid_t, tw, self._base.apply(xc))
+            s_riiv = _interp_nb(grid_t, tw, self._base.apply(xc))
             if s_riiv.size >= min_len:
                 names.append("riiv")
                 groups.append((s_riiv[np.newaxis], (False,)))
-        beat_names = [m for m in cfg.modulations if m != "riiv"]
-        if beat_names:
-            tb = t_b[ok]
-            gi = grid_t[(grid_t >= tb[0]) & (grid_t <= tb[-1])]
-            if gi.size >= min_len:
-                stack = np.empty((len(beat_names), gi.size))
-                for row, m in zip(stack, beat_names):
-                    row[:] = np.interp(gi, tb, series[m][ok])
-                names += beat_names
-                groups.append((stack, tuple(m in _FITTED_BACKGROUND for m in beat_names)))
-        pairs = dict(zip(names, (pair for group in grid.spectra_groups(groups) for pair in group)))
-        for name in cfg.modulations:
-            pair = pairs.get(name)
-            if pair is None:
-                continue
-            p, raw_p = pair
-            if name != "riiv":  # beat-sampled: nothing above half the heart rate
-                p, raw_p = p * nyq, raw_p * nyq
-            tot, tot_raw = float(p.sum()), float(raw_p.sum())
-            if tot <= 0.0 or tot_raw <= 0.0:
-                continue
-            p /= tot
-            details[f"{name}_brpm"] = grid.peak(p)
-            details[f"{name}_conc"] = grid.concentration(p)
-            specs.append(p)
-            raws.append(raw_p / tot_raw)
-        if not specs:
+        if self._beat_names:
+            stack = _beat_rows(grid_t, t_b, ok, bw, am, ibi, self._beat_codes)
+            if stack.shape[1] >= min_len:
+                names += self._beat_names
+                groups.append((stack, self._beat_fitted))
+        # spectra of all series, then per modulation (in cfg order): the beat-sampled ones cut
+        # at half the heart rate, renormalised, their peaks; fused = their mean (one kernel)
+        comp, raw_s, usable = grid.spectra_rows(groups)
+        row_of = {name: i for i, name in enumerate(names)}
+        order = np.array([row_of.get(m, -1) for m in cfg.modulations], dtype=np.int64)
+        beat = np.array([name != "riiv" for name in names], dtype=bool)
+        fused, raw_fused, rates, concs, used, agree = _fuse_modulations(
+            comp, raw_s, usable, order, beat, grid.brpm, hr_bpm / 2.0, grid._conc_half, grid.flat_conc)
+        for q, name in enumerate(cfg.modulations):
+            if used[q]:
+                details[f"{name}_brpm"] = float(rates[q])
+                details[f"{name}_conc"] = float(concs[q])
+        if not used.any():
             return _Evidence(t_end, None, 0.0, details)
-        fused = np.mean(specs, axis=0)
-        r_f = grid.peak(fused)
-        rates = np.array([grid.peak(p) for p in specs])
-        agree = 1.0
-        if len(specs) > 1:
-            agree = float(np.mean(np.exp(-0.5 * ((rates - r_f) / _AGREE_WIDTH_BRPM) ** 2)))
         details["agree"] = agree
         quality *= agree  # modulations that disagree: weak evidence (Karlen's smart fusion, softened)
-        return _Evidence(t_end, np.asarray(fused, dtype=np.float64), quality, details,
-                         np.asarray(np.mean(raws, axis=0), dtype=np.float64))
-
-    def _refine(self, c: FloatArray, pk: NDArray[np.intp]) -> FloatArray:
-        """Peak times (s from the window's first working sample) by parabolic interpolation."""
-        i = np.clip(pk, 1, c.size - 2)
-        a, b, cc = c[i - 1], c[i], c[i + 1]
-        den = a - 2.0 * b + cc
-        curved = den < 0
-        if curved.all():  # strict maxima (the usual case): no plateau to guard
-            off = 0.5 * (a - cc) / den
-        else:
-            off = np.where(curved, 0.5 * (a - cc) / np.where(curved, den, -1.0), 0.0)
-        np.clip(off, -0.5, 0.5, out=off)
-        off += i
-        off /= self.work_sfreq
-        return off
+        return _Evidence(t_end, fused, quality, details, raw_fused)
 
 
 class _AccelAnalyzer:
@@ -877,44 +1532,15 @@ class _AccelAnalyzer:
         span = float(times[-1] - times[0])
         n_grid = int(math.floor(span * _SERIES_SFREQ)) + 1
         grid_rel = self._grid_rel(n_grid)  # 4 Hz grid ending at the window end, relative to it
-        rel_t = times - t_end
-        xs = np.empty((filt.shape[0], n_grid))
-        for out, row in zip(xs, filt):
-            out[:] = np.interp(grid_rel, rel_t, row)
-        if float(valid.min()) > 0.5:  # every sample valid (the common case)
-            bad = np.zeros(n_grid, dtype=bool)
-        else:
-            ok = valid > 0.5
-            if ok.mean() < 0.5:
-                return _Evidence(t_end, None, 0.0, {"good": float(ok.mean())})
-            bad = np.interp(grid_rel, rel_t, (~ok).astype(np.float64)) > 0.0
-        # gross head motion: the low-passed orientation changes faster than breathing can tilt it
-        step = xs[:, 1:] - xs[:, :-1]
-        slope = np.sqrt(np.sum(step * step, axis=0)) * _SERIES_SFREQ
-        bad[1:] |= slope > _MOTION_G_PER_S
-        bad = _dilate(bad, int(round(1.0 * _SERIES_SFREQ)))
-        good_frac = 1.0 - float(np.count_nonzero(bad)) / bad.size
+        # resampling, motion mask, bridging and axis weights: one kernel
+        filled, weights, good_frac = _accel_series(filt, valid, times - t_end, grid_rel,
+                                                   _MOTION_G_PER_S, int(round(1.0 * _SERIES_SFREQ)))
         if good_frac < 0.5:
             return _Evidence(t_end, None, 0.0, {"good": good_frac})
-        p_sum = np.zeros(grid.n)
-        raw_sum = np.zeros(grid.n)
-        if good_frac == 1.0:
-            filled = kept = xs
-        else:
-            filled = np.vstack([_fill_invalid(row, bad) for row in xs])
-            kept = xs[:, ~bad]
-        for row, pair in zip(kept, grid.spectra(filled, (False,) * len(xs))):
-            if pair is None:
-                continue
-            dev = row - float(row.sum()) / row.size
-            w = float((dev * dev).sum()) / row.size  # variance: axes weighted by it
-            p_sum += pair[0] * w
-            raw_sum += pair[1] * w
-        tot = float(p_sum.sum())
+        comp, raw, ok = grid.spectra_rows([(filled, (False,) * filled.shape[0])])
+        p_sum, raw_sum, tot = _weighted_spectra(comp, raw, ok, weights)
         if not tot > 0.0:
             return _Evidence(t_end, None, 0.0, {"good": good_frac})
-        p_sum /= tot
-        raw_sum /= float(raw_sum.sum())
         details = {"good": good_frac, "accel_brpm": grid.peak(p_sum), "accel_conc": grid.concentration(p_sum)}
         return _Evidence(t_end, p_sum, good_frac**2, details, raw_sum)
 
@@ -947,13 +1573,19 @@ class _StreamPath:
             self._sos = design_sos(sfreq, h_freq=min(_ACCEL_LOWPASS_HZ, 0.4 * sfreq), order=4)
             n_buf = n_channels + 1  # filtered axes, valid
         self._n_buf = n_buf
+        self._sos_c = np.array(self._sos, dtype=np.float64, order="C")
+        # steady-state filter state per unit input (as SosFilter), (1, n_sections, 2)
+        self._zi_unit = np.ascontiguousarray(sosfilt_zi(self._sos_c)[np.newaxis])
         self.tracker = _Tracker(grid, cfg)
         self.reset()
 
     def reset(self) -> None:
         cfg = self._cfg
         assert cfg.min_window_s is not None
-        self._filter = SosFilter(self._sos)
+        # the causal filter's state (SosFilter's, kept here for the compiled chunk path)
+        self._zi = np.zeros((self._n_buf - 1 if self._ppg is None else 1, self._sos_c.shape[0], 2))
+        self._last = np.zeros(self._zi.shape[0])  # each row's last (held) input sample
+        self._started = False
         offset = cfg.ppg_offset_s if self.kind == SignalKind.PPG else cfg.accel_offset_s
         self._windows = FixedHopWindows(self._n_buf, self.sfreq, cfg.min_window_s, cfg.hop_s,
                                         capacity_s=cfg.window_s, offset_s=offset)
@@ -974,17 +1606,17 @@ class _StreamPath:
         """Feed a chunk; return (evidence, rate, quality) for every hop it completes."""
         ppg = self.kind == SignalKind.PPG
         raw = chunk.data[self.channel : self.channel + 1] if ppg else chunk.data
-        k = raw.shape[0]
         # buffer rows: filtered channel(s), the raw PPG (clipping check), valid flag (finite)
         stacked = np.empty((self._n_buf, raw.shape[1]))
-        with np.errstate(over="ignore", invalid="ignore"):  # absurd samples: bad data, no warning
-            stacked[:k] = self._filter.process(raw)
-        if ppg:
-            stacked[1] = raw[0]
-        if math.isfinite(float(raw.sum())):  # NaN and inf propagate: every sample finite
-            stacked[-1] = 1.0
-        else:
+        init = not self._started
+        if not _stack_chunk(self._sos_c, raw, stacked, self._zi, self._zi_unit, self._last, init, ppg):
+            # a non-finite sample: SosFilter's rule, the row's last finite input is held
+            held = _hold_last_finite(np.asarray(raw, dtype=np.float64), self._last if self._started else None)
+            _stack_chunk(self._sos_c, held, stacked, self._zi, self._zi_unit, self._last, init, ppg)
+            if ppg:
+                stacked[1] = raw[0]
             stacked[-1] = np.all(np.isfinite(raw), axis=0)
+        self._started = self._started or raw.shape[1] > 0
         out: list[tuple[_Evidence, float, float]] = []
         n, start = stacked.shape[1], 0
         while start < n:

@@ -496,3 +496,89 @@ def test_bidmc_regression(test_data: Path, name: str) -> None:
     assert_allclose(r.rate_bpm, exp[:, 1], atol=0.05, equal_nan=True)
     assert_allclose(r.quality, exp[:, 2], atol=0.02)
     assert math.isfinite(mae)
+
+
+# --------------------------------------------------------------------------- compiled kernels
+# Each kernel must equal the numpy/scipy form it replaces on random and edge input.
+
+
+def _peak_inputs(rng: np.random.Generator, n_cases: int):
+    """Random, integer-valued (plateaus and equal heights) and step-like test signals."""
+    for i in range(n_cases):
+        n = int(rng.integers(1, 200))
+        kind = i % 4
+        if kind == 0:
+            x = rng.normal(size=n)
+        elif kind == 1:
+            x = np.round(rng.normal(size=n) * 2) / 2  # plateaus, ties between peaks
+        elif kind == 2:
+            x = np.cumsum(rng.normal(size=n))
+        else:
+            x = np.repeat(rng.normal(size=n // 3 + 1), rng.integers(1, 4))[:n]
+        yield x, int(rng.integers(1, 20)), float(rng.uniform(0.0, 2.0))
+
+
+def test_find_peaks_kernel_equals_scipy() -> None:
+    from scipy.signal import find_peaks
+
+    from adaptive.respiration import _BEATS_TIES, _NO_PEAKS, _find_peaks_nb
+
+    ties = 0
+    for x, dist, prom in _peak_inputs(np.random.default_rng(0), 3000):
+        ref = find_peaks(x, distance=dist, prominence=prom)[0]
+        status, got = _find_peaks_nb(x, dist, prom, False, _NO_PEAKS)
+        if status == _BEATS_TIES:  # the caller's fallback: scipy's distance selection
+            ties += 1
+            selected = find_peaks(x, distance=dist)[0].astype(np.int64)
+            status, got = _find_peaks_nb(x, dist, prom, True, selected)
+        assert_array_equal(got, ref)
+    assert ties > 0  # the fallback was exercised
+
+
+def test_order_statistic_kernels_equal_numpy() -> None:
+    from adaptive.respiration import _median_nb, _percentile_nb
+
+    rng = np.random.default_rng(1)
+    for i in range(2000):
+        v = rng.normal(size=int(rng.integers(1, 60)))
+        if i % 3 == 0:
+            v = np.round(v)  # repeated values
+        assert _median_nb(v.copy()) == np.median(v)
+        for q in (5.0, 50.0, 95.0):
+            # the module's form of numpy's linear interpolation: equal to the last bit or one
+            assert _percentile_nb(v.copy(), q) == pytest.approx(np.percentile(v, q), rel=1e-15, abs=1e-15)
+    assert math.isnan(_median_nb(np.array([1.0, np.nan, 2.0])))
+    assert math.isnan(_median_nb(np.zeros(0)))
+
+
+def test_sosfilt_and_interp_kernels_equal_scipy_numpy() -> None:
+    from scipy.signal import butter, sosfilt, sosfiltfilt
+
+    from adaptive.respiration import _filtfilt, _interp_nb, _sosfilt_nb
+
+    rng = np.random.default_rng(2)
+    for order in (1, 2, 4, 8):  # 2 sections take the register path
+        sos = butter(order, [0.1, 0.3], "band", output="sos")
+        x = rng.normal(size=(3, 500))
+        zi = rng.normal(size=(sos.shape[0], 3, 2))
+        y, zf = sosfilt(sos, x, zi=zi)
+        got, z = x.copy(), np.ascontiguousarray(zi.transpose(1, 0, 2))
+        _sosfilt_nb(sos, got, z)
+        assert_array_equal(got, y)
+        assert_array_equal(z, zf.transpose(1, 0, 2))
+    from scipy.signal import sosfilt_zi
+
+    sos = butter(4, 0.2, output="sos")
+    x = rng.normal(size=300)
+    pad = 3 * (2 * sos.shape[0] + 1)
+    zi_unit = np.ascontiguousarray(sosfilt_zi(sos)[np.newaxis])
+    # sosfiltfilt's odd padding and initial conditions: equal to rounding (its own loop order)
+    assert_allclose(_filtfilt(sos, zi_unit, x, pad), sosfiltfilt(sos, x, padlen=pad), rtol=1e-12, atol=1e-12)
+    for i in range(1000):
+        m, n = int(rng.integers(1, 40)), int(rng.integers(1, 60))
+        xp = np.sort(rng.normal(size=m))
+        fp = rng.normal(size=m)
+        if i % 5 == 0:
+            fp[rng.integers(0, m)] = np.inf  # numpy's rules for non-finite neighbours
+        xs = np.sort(np.concatenate([rng.normal(size=n) * 2, xp[: n % (m + 1)]]))  # incl. exact hits
+        assert_array_equal(_interp_nb(xs, xp, fp), np.interp(xs, xp, fp))
