@@ -12,16 +12,23 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The DSP's compiled kernels (numba) are built once, at install, into __pycache__: importing
+# the pipeline compiles and caches them, so no session compiles on its first tick.
+WARM := $(BIN)/python -c "import adaptive.pipeline"
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(WARM)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(WARM)
 	touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(WARM)
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed
 
 venv: $(VENV)/.installed
