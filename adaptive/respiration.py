@@ -765,7 +765,9 @@ def _evidence_log_like(ev: _Evidence, cfg: RespirationConfig) -> FloatArray | No
 # ---------------------------------------------------------------------------------------------
 
 
-_READONLY_2D = "Array(float64, 2, 'A', readonly=True)"  # a read-only 2-D array (Chunk data)
+# read-only arrays (Chunk data, the window views of FixedHopWindows.history); writable arrays match too
+_READONLY_1D = "Array(float64, 1, 'A', readonly=True)"
+_READONLY_2D = "Array(float64, 2, 'A', readonly=True)"
 _BEATS_NONE, _BEATS_OK, _BEATS_TIES = 0, 1, 2  # status of _find_peaks_nb and _beat_series
 _NO_PEAKS = np.zeros(0, dtype=np.int64)
 
@@ -869,6 +871,71 @@ def _filtfilt(sos, zi_unit, x, pad):  # pragma: no cover - compiled
     for i in range(n):
         out[i] = rev[0, m - 1 - pad - i]
     return out
+
+
+@kernel("void(float64[:, :], float64[:, :], float64[:], float64[:], float64, float64, boolean)")
+def _sos2_pair_pass(sos_a, sos_b, xa, xb, init_a, init_b, reverse):  # pragma: no cover - compiled
+    """One pass of two 2-section filters over ``xa`` and ``xb`` (in place), interleaved.
+
+    Per filter, :func:`_sosfilt_nb`'s two-section loop (the same operations in the same
+    order, so bit for bit) from the state ``zi_unit * init``, where ``zi_unit`` is in
+    ``sos[:, 6:8]`` (see :func:`_filtfilt_pair`); ``reverse`` runs from the last sample to
+    the first.  The two recursions are independent: one loop lets the processor overlap
+    their latency chains (a single IIR recursion leaves it mostly waiting).
+    """
+    a00, a01, a02, a04, a05 = sos_a[0, 0], sos_a[0, 1], sos_a[0, 2], sos_a[0, 4], sos_a[0, 5]
+    a10, a11, a12, a14, a15 = sos_a[1, 0], sos_a[1, 1], sos_a[1, 2], sos_a[1, 4], sos_a[1, 5]
+    b00, b01, b02, b04, b05 = sos_b[0, 0], sos_b[0, 1], sos_b[0, 2], sos_b[0, 4], sos_b[0, 5]
+    b10, b11, b12, b14, b15 = sos_b[1, 0], sos_b[1, 1], sos_b[1, 2], sos_b[1, 4], sos_b[1, 5]
+    za00, za01, za10, za11 = sos_a[0, 6] * init_a, sos_a[0, 7] * init_a, sos_a[1, 6] * init_a, sos_a[1, 7] * init_a
+    zb00, zb01, zb10, zb11 = sos_b[0, 6] * init_b, sos_b[0, 7] * init_b, sos_b[1, 6] * init_b, sos_b[1, 7] * init_b
+    m = xa.size
+    for k in range(m):
+        i = m - 1 - k if reverse else k
+        # filter a
+        x_cur = xa[i]
+        x_new = a00 * x_cur + za00
+        za00 = a01 * x_cur - a04 * x_new + za01
+        za01 = a02 * x_cur - a05 * x_new
+        x_cur = x_new
+        x_new = a10 * x_cur + za10
+        za10 = a11 * x_cur - a14 * x_new + za11
+        za11 = a12 * x_cur - a15 * x_new
+        xa[i] = x_new
+        # filter b
+        x_cur = xb[i]
+        x_new = b00 * x_cur + zb00
+        zb00 = b01 * x_cur - b04 * x_new + zb01
+        zb01 = b02 * x_cur - b05 * x_new
+        x_cur = x_new
+        x_new = b10 * x_cur + zb10
+        zb10 = b11 * x_cur - b14 * x_new + zb11
+        zb11 = b12 * x_cur - b15 * x_new
+        xb[i] = x_new
+
+
+@kernel("UniTuple(float64[:], 2)(float64[:, :], float64[:, :], float64[:], int64)")
+def _filtfilt_pair(sos_a, sos_b, x, pad):  # pragma: no cover - compiled
+    """:func:`_filtfilt` of ``x`` with two two-section filters at once (the same ``pad``).
+
+    ``sos_a`` and ``sos_b`` are (2, 8): each section's six coefficients followed by its
+    ``zi_unit`` (``sosfilt_zi``) pair.  Returns the two filtered copies, each equal bit for
+    bit to ``_filtfilt(sos, zi_unit, x, pad)``: the same extension, the forward pass from
+    ``zi_unit * ext[0]``, the backward pass from ``zi_unit`` times the forward output's last
+    sample (run from the end instead of on a reversed copy: the same numbers).
+    """
+    n = x.size
+    m = n + 2 * pad
+    ya = np.empty(m)
+    for j in range(1, pad + 1):
+        ya[pad - j] = 2 * x[0] - x[j]
+        ya[pad + n - 1 + j] = 2 * x[n - 1] - x[n - 1 - j]
+    for i in range(n):
+        ya[pad + i] = x[i]
+    yb = ya.copy()
+    _sos2_pair_pass(sos_a, sos_b, ya, yb, ya[0], yb[0], False)
+    _sos2_pair_pass(sos_a, sos_b, ya, yb, ya[m - 1], yb[m - 1], True)
+    return ya[pad : pad + n].copy(), yb[pad : pad + n].copy()
 
 
 @kernel("void(float64[:, :], float64[:, :], float64[:], float64, float64[:])")
@@ -1047,8 +1114,8 @@ def _find_peaks_nb(c, distance, prominence, use_selected, selected):  # pragma: 
 
 @kernel(
     "Tuple((int64, float64[:], float64[:], float64[:], float64[:], boolean[:], float64))"
-    "(float64[:], float64[:], boolean[:], boolean, float64, float64, int64, int64, boolean, int64[:])"
-)
+    f"(float64[:], {_READONLY_1D}, boolean[:], boolean, float64, float64, int64, int64, boolean, int64[:])"
+)  # x: a view of the window (read-only)
 def _beat_series(c, x, bad, clean, fw, t0, distance, half, use_selected, selected):  # pragma: no cover
     """Beats of one PPG window, from its cardiac-band copy ``c`` and working signal ``x``.
 
@@ -1162,7 +1229,7 @@ def _beat_series(c, x, bad, clean, fw, t0, distance, half, use_selected, selecte
     return (_BEATS_OK, t_b, ibi, am, bw, ok, _median_nb(ibi[ok]))
 
 
-@kernel("float64[:](float64[:], float64[:], float64[:])")
+@kernel(f"float64[:]({_READONLY_1D}, {_READONLY_1D}, {_READONLY_1D})")  # window views too
 def _interp_nb(x, xp, fp):  # pragma: no cover - compiled
     """``np.interp(x, xp, fp)`` for ascending ``x`` and ``xp`` (numpy's formula and edge rules)."""
     n, m = x.size, xp.size
@@ -1215,7 +1282,7 @@ def _beat_rows(grid_t, t_b, ok, bw, am, ibi, codes):  # pragma: no cover - compi
 
 
 @kernel("Tuple((float64[:, :], float64[:], float64))"
-        "(float64[:, :], float64[:], float64[:], float64[:], float64, int64)")
+        f"({_READONLY_2D}, {_READONLY_1D}, float64[:], float64[:], float64, int64)")  # window views
 def _accel_series(filt, valid, rel_t, grid_rel, max_slope, half):  # pragma: no cover - compiled
     """Accelerometer axes on the 4 Hz grid, motion bridged; (series, axis weights, good share).
 
@@ -1336,6 +1403,15 @@ class _ZeroPhase:
     def apply(self, x: FloatArray) -> FloatArray:
         return _filtfilt(self._sos, self._zi, x, min(self._pad, x.size - 1))
 
+    def packed(self) -> FloatArray | None:
+        """Coefficients and ``zi_unit`` per section, (2, 8), for :func:`_filtfilt_pair`.
+
+        None unless the filter has two sections.
+        """
+        if self._sos.shape[0] != 2:
+            return None
+        return np.ascontiguousarray(np.hstack([self._sos, self._zi[0]]))
+
 
 def _contiguous_tail(times: FloatArray, sfreq: float) -> int:
     """Index of the first sample after the last gap (> 1.5 sample periods) in ``times``."""
@@ -1405,11 +1481,24 @@ class _PpgAnalyzer:
         hi = min(_CARDIAC_BAND_HZ[1], 0.45 * self.work_sfreq)
         self._card = _ZeroPhase(design_sos(self.work_sfreq, l_freq=_CARDIAC_BAND_HZ[0], h_freq=hi, order=2))
         self._base = _ZeroPhase(design_sos(self.work_sfreq, h_freq=_BASELINE_LOWPASS_HZ, order=4))
+        self._riiv = "riiv" in cfg.modulations
+        # both zero-phase filters of a window in one kernel, where their shapes allow it
+        card, base = self._card.packed(), self._base.packed()
+        same_pad = self._card._pad == self._base._pad
+        self._pair = (card, base) if card is not None and base is not None and same_pad else None
         self._grid = grid
         self._cfg = cfg
         self._beat_names = [m for m in cfg.modulations if m != "riiv"]  # rows of _beat_rows
         self._beat_codes = np.array([_BEAT_SERIES.index(m) for m in self._beat_names], dtype=np.int64)
         self._beat_fitted = tuple(m in _FITTED_BACKGROUND for m in self._beat_names)
+
+    def _filtered(self, xc: FloatArray) -> tuple[FloatArray, FloatArray | None]:
+        """The cardiac-band and (RIIV in use, else None) baseline copies of a window."""
+        if not self._riiv:
+            return self._card.apply(xc), None
+        if self._pair is not None:  # the two recursions interleaved: about the time of one
+            return _filtfilt_pair(self._pair[0], self._pair[1], xc, min(self._card._pad, xc.size - 1))
+        return self._card.apply(xc), self._base.apply(xc)
 
     def analyze(self, filt: FloatArray, raw: FloatArray, valid: FloatArray, times: FloatArray) -> _Evidence:
         cfg, grid, fw = self._cfg, self._grid, self.work_sfreq
@@ -1445,7 +1534,7 @@ class _PpgAnalyzer:
             if float(np.ptp(xf[~bad])) <= 0.0:
                 return _Evidence(t_end, None, 0.0, {"good": good_frac})
         xc = xf - float(xf.sum()) / xf.size
-        c = self._card.apply(xc)
+        c, base = self._filtered(xc)
         # the beats (percentiles, find_peaks, feet/tops, refinement, masks, medians): one kernel
         dist = max(1, int(_MIN_IBI_S * fw))
         half = max(1, int(round(0.12 * fw)))
@@ -1473,8 +1562,8 @@ class _PpgAnalyzer:
         # (one length); all their spectra come from one FFT call
         names: list[str] = []
         groups: list[tuple[FloatArray, tuple[bool, ...]]] = []
-        if "riiv" in cfg.modulations:
-            s_riiv = _interp_nb(grid_t, tw, self._base.apply(xc))
+        if base is not None:  # "riiv" in cfg.modulations
+            s_riiv = _interp_nb(grid_t, tw, base)
             if s_riiv.size >= min_len:
                 names.append("riiv")
                 groups.append((s_riiv[np.newaxis], (False,)))
@@ -1618,13 +1707,17 @@ class _StreamPath:
             stacked[-1] = np.all(np.isfinite(raw), axis=0)
         self._started = self._started or raw.shape[1] > 0
         out: list[tuple[_Evidence, float, float]] = []
+        windows, times = self._windows, chunk.times
         n, start = stacked.shape[1], 0
         while start < n:
             # push up to the next hop boundary, so the buffer holds exactly that hop's history
-            stop = min(n, start + self._windows.to_boundary())
-            done = self._windows.push(stacked[:, start:stop], chunk.times[start:stop])
+            stop = min(n, start + windows.to_boundary())
+            if start == 0 and stop == n:  # most chunks: no hop boundary inside
+                done = windows.push_ends(stacked, times)
+            else:
+                done = windows.push_ends(stacked[:, start:stop], times[start:stop])
             start = stop
-            for _, t_end in done:
+            for t_end in done:
                 ev = self._analyze(t_end)
                 ev.readout = self.tracker.read(hint)
                 out.append((ev, *ev.readout))
@@ -1634,7 +1727,7 @@ class _StreamPath:
     def _analyze(self, t_end: float) -> _Evidence:
         n = min(self.window_n(), self._windows.n_total)
         self.last_window_s = n / self.sfreq
-        win, times = self._windows.history(n)
+        win, times = self._windows.history(n, copy=False)  # read-only views until the next push
         # absurd samples (overflowing powers) are bad data: they end as "no evidence", silently
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             if self._ppg is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from ._checks import check_positive
@@ -65,12 +67,38 @@ class RingBuffer:
         self._end = end + n
         self._n_total += n
 
-    def last(self, n: int) -> tuple[FloatArray, FloatArray]:
-        """Return copies of the last ``n`` samples and times (NaN where never filled)."""
+    def last(self, n: int, *, copy: bool = True) -> tuple[FloatArray, FloatArray]:
+        """Return the last ``n`` samples and times (NaN where never filled).
+
+        Parameters
+        ----------
+        n : int
+            Number of samples, 1..``capacity``.
+        copy : bool
+            True: fresh arrays.  False: read-only views into the buffer, without the copy;
+            they are valid until the next :meth:`push` (which may overwrite them).
+
+        Returns
+        -------
+        data : array of shape (n_channels, n)
+            The samples, oldest first.
+        times : array of shape (n,)
+            Their times.
+
+        Raises
+        ------
+        ValueError
+            If ``n`` is not within 1..``capacity``.
+        """
         if not 0 < n <= self._cap:
             raise ValueError(f"Invalid value for 'n': expected 1..{self._cap}, got {n!r}.")
         end = self._end
-        return self._data[:, end - n : end].copy(), self._times[end - n : end].copy()
+        data, times = self._data[:, end - n : end], self._times[end - n : end]
+        if copy:
+            return data.copy(), times.copy()
+        data.flags.writeable = False  # views: the caller must not write into the buffer
+        times.flags.writeable = False
+        return data, times
 
 
 class FixedHopWindows:
@@ -136,20 +164,53 @@ class FixedHopWindows:
         """Samples still to push until the next window end (1..``hop_n``)."""
         return self.hop_n - (self._buf.n_total - self.offset_n) % self.hop_n
 
-    def history(self, n: int) -> tuple[FloatArray, FloatArray]:
-        """Return the last ``n`` samples (up to the capacity) and their times."""
-        return self._buf.last(min(n, self._buf.capacity))
+    def history(self, n: int, *, copy: bool = True) -> tuple[FloatArray, FloatArray]:
+        """Return the last ``n`` samples (up to the capacity) and their times.
+
+        ``copy=False`` returns read-only views, valid until the next push (see
+        :meth:`RingBuffer.last`).
+        """
+        return self._buf.last(min(n, self._buf.capacity), copy=copy)
 
     def push(self, data: FloatArray, times: FloatArray) -> list[tuple[FloatArray, float]]:
         """Add samples; return ``(window, t_end)`` for every window completed by them."""
-        out: list[tuple[FloatArray, float]] = []
+        if data.shape[1] < self.to_boundary():  # no window end in the chunk: one push
+            self._buf.push(data, times)
+            return []
+        # each window is copied at its end, before the next piece is pushed
+        return [(self._buf.last(self.window_n)[0], t_end) for t_end in self._pieces(data, times)]
+
+    def push_ends(self, data: FloatArray, times: FloatArray) -> list[float]:
+        """Add samples; return the end time of every window completed by them.
+
+        :meth:`push` without copies of the windows, for a caller that reads its window (or a
+        longer history) itself: push up to the next window end (:meth:`to_boundary`
+        samples), then read it with :meth:`history` (``copy=False``: a view).
+
+        Parameters
+        ----------
+        data : array of shape (n_channels, n)
+            The samples.
+        times : array of shape (n,)
+            Their times.
+
+        Returns
+        -------
+        t_ends : list of float
+            Time of the last sample of each window completed, in order.
+        """
+        if data.shape[1] < self.to_boundary():  # no window end in the chunk: one push
+            self._buf.push(data, times)
+            return []
+        return list(self._pieces(data, times))
+
+    def _pieces(self, data: FloatArray, times: FloatArray) -> Iterator[float]:
+        """Push ``data`` up to each window end in turn and yield that end's time.
+
+        At each yield the buffer ends with the completed window (read it before resuming).
+        """
         n = data.shape[1]
         buf, hop_n, window_n, offset_n = self._buf, self.hop_n, self.window_n, self.offset_n
-        if n == 0:
-            return out
-        if n < self.to_boundary():  # no window boundary in the chunk: one push
-            buf.push(data, times)
-            return out
         start = 0
         while start < n:
             stop = min(n, start + self.to_boundary())
@@ -157,6 +218,4 @@ class FixedHopWindows:
             start = stop
             total = buf.n_total
             if (total - offset_n) % hop_n == 0 and total >= window_n:
-                win, t = buf.last(window_n)
-                out.append((win, float(t[-1])))
-        return out
+                yield float(buf.last(1, copy=False)[1][0])

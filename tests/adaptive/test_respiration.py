@@ -551,6 +551,26 @@ def test_order_statistic_kernels_equal_numpy() -> None:
     assert math.isnan(_median_nb(np.zeros(0)))
 
 
+def test_paired_zero_phase_filters_equal_the_single_kernel() -> None:
+    # the PPG window's cardiac-band and baseline filters run interleaved in one kernel: each
+    # output must be the single-filter kernel's, bit for bit, at every window length
+    from adaptive.respiration import _filtfilt_pair, _Grid, _PpgAnalyzer
+
+    an = _PpgAnalyzer(64.0, _Grid(4.0, 41.0), RespirationConfig())
+    assert an._pair is not None
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 15, 16, 17, 31, 500, 2048):
+        x = np.cumsum(rng.normal(size=n))
+        card, base = _filtfilt_pair(an._pair[0], an._pair[1], x, min(an._card._pad, n - 1))
+        assert_array_equal(card, an._card.apply(x))
+        assert_array_equal(base, an._base.apply(x))
+    x = rng.normal(size=300)
+    assert all(np.array_equal(a, b) for a, b in zip(an._filtered(x), (an._card.apply(x), an._base.apply(x))))
+    an_no_riiv = _PpgAnalyzer(64.0, _Grid(4.0, 41.0), RespirationConfig(modulations=("am", "fm")))
+    card, base = an_no_riiv._filtered(x)
+    assert base is None and np.array_equal(card, an._card.apply(x))
+
+
 def test_sosfilt_and_interp_kernels_equal_scipy_numpy() -> None:
     from scipy.signal import butter, sosfilt, sosfiltfilt
 

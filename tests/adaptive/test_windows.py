@@ -85,3 +85,44 @@ def test_offset_shifts_window_ends_and_keeps_chunk_invariance(offset_s: float) -
 def test_offset_must_lie_within_a_hop() -> None:
     with pytest.raises(ValueError, match="'offset_s'"):
         FixedHopWindows(1, sfreq=10.0, window_s=2.0, hop_s=1.0, offset_s=1.0)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=999), max_size=30))
+def test_push_ends_gives_the_windows_ends_and_history_views(cuts: list[int]) -> None:
+    # push_ends: push's end times without the window copies; the window is then the last
+    # window_n samples, read as a read-only view
+    ref = _windows([0, 1000])
+    w = FixedHopWindows(2, sfreq=10.0, window_s=8.0, hop_s=1.0)
+    edges = [0, *sorted(set(cuts)), 1000]
+    got = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        while a < b:  # up to each window end, as a caller reading every window does
+            stop = min(b, a + w.to_boundary())
+            ends = w.push_ends(X[:, a:stop], T[a:stop])
+            assert len(ends) <= 1
+            for t_end in ends:
+                win, times = w.history(w.window_n, copy=False)
+                assert not win.flags.writeable and not times.flags.writeable
+                assert times[-1] == t_end
+                got.append((win.copy(), t_end))
+            a = stop
+    assert [t for _, t in got] == [t for _, t in ref]
+    for (a, _), (b, _) in zip(got, ref):
+        assert_array_equal(a, b)
+    # several window ends in one push: all their times
+    w = FixedHopWindows(2, sfreq=10.0, window_s=8.0, hop_s=1.0)
+    assert w.push_ends(X, T) == [t for _, t in ref]
+
+
+def test_last_without_copy_is_a_read_only_view() -> None:
+    rb = RingBuffer(2, 50)
+    rb.push(X[:, :30], T[:30])
+    d, t = rb.last(20, copy=False)
+    assert_array_equal(d, X[:, 10:30])
+    assert_array_equal(t, T[10:30])
+    with pytest.raises(ValueError):
+        d[0, 0] = 1.0
+    d2, t2 = rb.last(20)
+    assert d2.flags.writeable and t2.flags.writeable
+    d2[0, 0] = 1.0  # a copy: the buffer is untouched
+    assert_array_equal(rb.last(20, copy=False)[0], X[:, 10:30])
