@@ -222,10 +222,15 @@ def estimate_rows(
     ValueError
         If an estimate's metric is not in ``metrics``.
     """
-    col = {m: 2 * i for i, m in enumerate(metrics)}
+    col = _columns(metrics)
+    width = 2 * len(metrics)
+    # rows as lists of Python floats (np.array converts them exactly as item assignment into a
+    # float64 array does); a row's quality cell is NaN until an estimate of its metric fills it
+    empty = [math.nan] * width
     times: list[float] = []
-    rows: list[FloatArray] = []
-    current: FloatArray | None = None
+    rows: list[list[float]] = []
+    current: list[float] | None = None
+    isnan = math.isnan
     for e in estimates:
         j = col.get(e.metric)
         if j is None:
@@ -233,16 +238,32 @@ def estimate_rows(
                 f"Invalid value for 'estimates': metric {e.metric.value!r} is not in the layout "
                 f"({len(metrics)} metrics). Pass the metrics the stream was created with."
             )
-        same_time = current is not None and times[-1] == e.time
-        if current is None or not same_time or not math.isnan(current[j + 1]):
-            current = np.full(2 * len(metrics), np.nan)
+        t = e.time
+        if current is None or times[-1] != t or not isnan(current[j + 1]):
+            current = empty.copy()
             rows.append(current)
-            times.append(e.time)
+            times.append(t)
         current[j] = e.value
         current[j + 1] = e.quality
     if not rows:
-        return np.zeros(0), np.zeros((0, 2 * len(metrics)))
-    return np.asarray(times, dtype=np.float64), np.vstack(rows)
+        return np.zeros(0), np.zeros((0, width))
+    return np.asarray(times, dtype=np.float64), np.array(rows, dtype=np.float64)
+
+
+#: The last layout seen by :func:`estimate_rows` and its metric -> value column map (a
+#: recorder passes the same tuple on every tick).
+_last_columns: tuple[Sequence[Metric], dict[Metric, int]] = ((), {})
+
+
+def _columns(metrics: Sequence[Metric]) -> dict[Metric, int]:
+    """Value column of each metric of a layout (quality at +1), cached for the last layout."""
+    global _last_columns
+    last, col = _last_columns
+    if metrics is not last:
+        col = {m: 2 * i for i, m in enumerate(metrics)}
+        if isinstance(metrics, tuple):  # immutable: safe to reuse while it is the same object
+            _last_columns = (metrics, col)
+    return col
 
 
 def estimates_from_rows(times: FloatArray, rows: FloatArray, labels: Sequence[str]) -> list[Estimate]:
@@ -280,19 +301,23 @@ def estimates_from_rows(times: FloatArray, rows: FloatArray, labels: Sequence[st
     values = np.asarray(rows, dtype=np.float64)
     if not pairs or values.shape[0] == 0:
         return out
-    # one pass over Python floats (an hour holds ~60 000 estimates): the row's metrics in
-    # channel order, skipping those whose quality is NaN; the quality is clipped to 0..1, so
-    # the trusted constructor builds the same Estimate as the validating one
-    vals = values[:, [i for _, i, _ in pairs]].tolist()
-    quals = np.clip(values[:, [q for _, _, q in pairs]], 0.0, 1.0).tolist()
+    # the present cells (quality not NaN), row by row and within a row in channel order, as
+    # Python floats (an hour holds ~60 000 estimates); the quality is clipped to 0..1, so the
+    # trusted constructor builds the same Estimate as the validating one
+    row_times = np.asarray(times, dtype=np.float64)
+    values = values[: row_times.shape[0]]  # rows without a time are left out
+    vals = values[:, [i for _, i, _ in pairs]]
+    quals = np.clip(values[:, [q for _, _, q in pairs]], 0.0, 1.0)
+    present = ~np.isnan(quals)
+    row_of, pair_of = np.nonzero(present)
     metrics = [m for m, _, _ in pairs]
     trusted = Estimate._trusted
-    isnan = math.isnan
-    for t, vrow, qrow in zip(np.asarray(times, dtype=np.float64).tolist(), vals, quals):
-        for metric, v, q in zip(metrics, vrow, qrow):
-            if not isnan(q):
-                out.append(trusted(metric, v, q, t))
-    return out
+    return [
+        trusted(metrics[k], v, q, t)
+        for k, v, q, t in zip(
+            pair_of.tolist(), vals[present].tolist(), quals[present].tolist(), row_times[row_of].tolist()
+        )
+    ]
 
 
 def decision_row(decision: PacingDecision) -> list[float]:
@@ -351,14 +376,20 @@ def decisions_from_rows(
             by_time.setdefault(m.time, []).append(m.text)
     values = np.asarray(rows, dtype=np.float64)
     out: list[PacingDecision] = []
-    for k in range(values.shape[0]):
-        row = values[k]
-        code = row[index["state_code"]]
-        if not math.isfinite(code) or int(code) not in _STATES_BY_CODE:
+    if values.shape[0] == 0:
+        return out
+    names = ("pace_brpm", "inhale_fraction", "state_code", "dose_ready", "pacer_visible", "following")
+    # the columns as Python floats, one row per decision (float() of the numpy items, faster)
+    table = values[:, [index[n] for n in names]].tolist()
+    decision_times = np.asarray(times, dtype=np.float64)[: values.shape[0]].tolist()
+    isfinite = math.isfinite
+    for k, (pace, inhale, code, dose, visible, following) in enumerate(table):
+        if not isfinite(code) or int(code) not in _STATES_BY_CODE:
+            code_item = values[k, index["state_code"]]  # the numpy scalar, as the message shows it
             raise ValueError(
-                f"Invalid value for 'state_code': expected one of {sorted(_STATES_BY_CODE)}, got {code!r}."
+                f"Invalid value for 'state_code': expected one of {sorted(_STATES_BY_CODE)}, got {code_item!r}."
             )
-        t = float(times[k])
+        t = decision_times[k]
         events = tuple(by_time.get(t, ()))
         reason = ""
         for e in events:
@@ -369,13 +400,13 @@ def decisions_from_rows(
             PacingDecision(
                 time=t,
                 state=_STATES_BY_CODE[int(code)],
-                pace_brpm=float(row[index["pace_brpm"]]),
-                inhale_fraction=float(row[index["inhale_fraction"]]),
-                dose_ready=bool(row[index["dose_ready"]] > 0.5),
+                pace_brpm=pace,
+                inhale_fraction=inhale,
+                dose_ready=dose > 0.5,
                 reason=reason,
                 events=events,
-                pacer_visible=bool(row[index["pacer_visible"]] > 0.5),
-                following=float(row[index["following"]]),
+                pacer_visible=visible > 0.5,
+                following=following,
             )
         )
     return out

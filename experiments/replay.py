@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
 from adaptive.controller import PacingDecision
 from adaptive.errors import ConfigError
 from adaptive.records import Recording
-from adaptive.types import Estimate
+from adaptive.types import Estimate, Metric
 from sensors.clocks import ManualClock, ScaledClock
 from sensors.readers import read_recording
 from sensors.replay import ReplaySource
@@ -55,6 +58,28 @@ def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
+def _same_estimates(rec: dict[tuple[Metric, float], Estimate], rep: dict[tuple[Metric, float], Estimate],
+                    cut: float) -> bool:
+    """Whether both runs hold the same (metric, time) keys up to ``cut``, with the same values.
+
+    True exactly when :func:`compare_runs` finds no difference between the estimates.
+    """
+    isnan = math.isnan
+    matched = 0
+    for key, a in rec.items():
+        if key[1] > cut:
+            continue
+        b = rep.get(key)
+        if b is None:
+            return False
+        av, bv, aq, bq = a.value, b.value, a.quality, b.quality
+        if not ((av == bv or (isnan(av) and isnan(bv))) and (aq == bq or (isnan(aq) and isnan(bq)))):
+            return False
+        matched += 1
+    # every compared key of the recording is in the replay: the replay has no other one
+    return matched == sum(1 for key in rep if not key[1] > cut)
+
+
 def compare_runs(
     recorded: tuple[Estimate, ...] | list[Estimate],
     replayed: list[Estimate],
@@ -70,8 +95,13 @@ def compare_runs(
     rec = {(e.metric, e.time): e for e in recorded}
     rep = {(e.metric, e.time): e for e in replayed}
     end = min(max((e.time for e in recorded), default=0.0), max((e.time for e in replayed), default=0.0))
-    for key in sorted(set(rec) | set(rep), key=lambda k: (k[1], k[0].value)):
-        if key[1] > end - 1.0:  # the last second may still have been pending in either run
+    # the last second may still have been pending in either run: estimates after `cut` are not compared
+    cut = end - 1.0
+    # a replay usually matches: check that in one unordered pass, and list the differences in
+    # time order only when there are some
+    keys = () if _same_estimates(rec, rep, cut) else sorted(set(rec) | set(rep), key=lambda k: (k[1], k[0].value))
+    for key in keys:
+        if key[1] > cut:
             continue
         a, b = rec.get(key), rep.get(key)
         if a is None or b is None:
@@ -103,6 +133,21 @@ class _Estimates:
 
     def write(self, result: object) -> None:
         self.items.extend(getattr(result, "estimates", ()))
+
+
+@contextlib.contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Keep the objects alive on entry out of the cyclic garbage collector's passes until exit.
+
+    The recording (~10^5 objects), the modules and, after the loop, the replayed estimates all
+    live until the end: scanning them in every full collection costs about 0.3 s CPU per hour
+    of data (``gc.freeze``; nothing is collected differently, only later).
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def run_replay(args: argparse.Namespace, out: TextIO) -> int:
@@ -139,10 +184,11 @@ def run_replay(args: argparse.Namespace, out: TextIO) -> int:
 
         frontend = PatientWindow()
     t0, c0 = time.perf_counter(), time.process_time()
-    controller, engine, log, end_reason = run_closed_loop(
-        source, protocol, clock, max_speed=max_speed, status_out=None if max_speed else out,
-        sinks=[recorder, kept], frontend=frontend,
-    )
+    with _frozen_heap():
+        controller, engine, log, end_reason = run_closed_loop(
+            source, protocol, clock, max_speed=max_speed, status_out=None if max_speed else out,
+            sinks=[recorder, kept], frontend=frontend,
+        )
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     recorder.write_sidecar({"end_reason": end_reason, "events": [{"time_s": t, "event": e} for t, e in log.events]})
     recorder.close(controller.summary(), end_reason=end_reason)
@@ -157,7 +203,8 @@ def run_replay(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"{len(kept.items)} estimates, {len(engine.decisions)} decisions, "
               f"{len(log.events)} events written to {recorder.folder}\n")
     if recording.estimates or recording.decisions:
-        problems = compare_runs(recording.estimates, kept.items, recording.decisions, engine.decisions)
+        with _frozen_heap():
+            problems = compare_runs(recording.estimates, kept.items, recording.decisions, engine.decisions)
         if problems:
             out.write("differs from the recorded run:\n" + "".join(f"  {p}\n" for p in problems))
             return 1

@@ -65,7 +65,7 @@ from adaptive.records import (
     signal_stream_name,
 )
 from adaptive.session import TickResult
-from adaptive.types import Metric, SignalKind, StreamSpec
+from adaptive.types import Chunk, Metric, SignalKind, StreamSpec
 
 from .xdf_writer import XdfChannel, XdfStreamInfo, XdfWriter, XmlNode
 
@@ -218,10 +218,12 @@ class SessionRecorder:
             wall_clock=wall_clock,
         )
         self._signal_ids: dict[SignalKind, tuple[int, StreamSpec]] = {}
+        self._signal_columns: dict[SignalKind, tuple[int, int]] = {}  # kind -> (stream id, channels)
         described: list[dict[str, object]] = []
         for spec in specs:
             sid = self._writer.add_stream(self._signal_info(spec))
             self._signal_ids[SignalKind(spec.kind)] = (sid, spec)
+            self._signal_columns[SignalKind(spec.kind)] = (sid, len(spec.ch_names))
             described.append({"name": signal_stream_name(spec.kind), "type": SIGNAL_STREAM_TYPES[spec.kind],
                               "kind": spec.kind.value, "sfreq": spec.sfreq, "channels": list(spec.ch_names),
                               "unit": spec.unit, "device": spec.device})
@@ -331,21 +333,14 @@ class SessionRecorder:
         ValueError
             If the recorder is closed, or a chunk's kind or channel count was not declared.
         """
-        self._check_open()
+        if self._closed:
+            self._check_open()
         chunks = result.chunks
-        signal_ids = self._signal_ids
+        columns = self._signal_columns
         for chunk in chunks:
-            entry = signal_ids.get(chunk.kind)
-            if entry is None:
-                raise ValueError(
-                    f"Invalid value for 'result': a {chunk.kind.value} chunk, but the recorder was created "
-                    f"for {[k.value for k in signal_ids]}. Create it with source.streams."
-                )
-            if chunk.data.shape[0] != len(entry[1].ch_names):
-                raise ValueError(
-                    f"Invalid value for 'result': a {chunk.kind.value} chunk with {chunk.n_channels} "
-                    f"channels, expected {len(entry[1].ch_names)} ({', '.join(entry[1].ch_names)})."
-                )
+            entry = columns.get(chunk.kind)
+            if entry is None or chunk.data.shape[0] != entry[1]:
+                self._reject(chunk)
         if self._error is not None:
             self._dropped += 1
             return
@@ -354,25 +349,37 @@ class SessionRecorder:
             for chunk in chunks:
                 times = chunk.times
                 if times.shape[0]:
-                    write_numeric(signal_ids[chunk.kind][0], chunk.data.T, times)
+                    write_numeric(columns[chunk.kind][0], chunk.data.T, times)
                     last = float(times[-1])
                     if last > self._last_time:  # max(self._last_time, last)
                         self._last_time = last
-            if result.estimates:
-                times, rows = estimate_rows(result.estimates, self._metrics)
-                self._writer.write_numeric(self._est_id, rows, times)
-            if result.decisions:
-                self._writer.write_numeric(
-                    self._pacer_id,
-                    np.array([decision_row(d) for d in result.decisions]),
-                    [d.time for d in result.decisions],
-                )
-                texts = [e for d in result.decisions for e in d.events]
-                stamps = [d.time for d in result.decisions for _ in d.events]
+            estimates = result.estimates
+            if estimates:
+                times, rows = estimate_rows(estimates, self._metrics)
+                write_numeric(self._est_id, rows, times)
+            decisions = result.decisions
+            if decisions:
+                # np.asarray (in write_numeric) of the rows gives what np.array of them gives
+                write_numeric(self._pacer_id, [decision_row(d) for d in decisions], [d.time for d in decisions])
+                texts = [e for d in decisions for e in d.events]
                 if texts:
+                    stamps = [d.time for d in decisions for _ in d.events]
                     self._writer.write_strings(self._marker_id, texts, stamps)
         except OSError as exc:
             self._fail(exc)
+
+    def _reject(self, chunk: Chunk) -> None:
+        """Raise the error that says why ``chunk`` cannot be recorded (kind or channel count)."""
+        entry = self._signal_ids.get(chunk.kind)
+        if entry is None:
+            raise ValueError(
+                f"Invalid value for 'result': a {chunk.kind.value} chunk, but the recorder was created "
+                f"for {[k.value for k in self._signal_ids]}. Create it with source.streams."
+            )
+        raise ValueError(
+            f"Invalid value for 'result': a {chunk.kind.value} chunk with {chunk.n_channels} "
+            f"channels, expected {len(entry[1].ch_names)} ({', '.join(entry[1].ch_names)})."
+        )
 
     # -- markers and sidecar --------------------------------------------------------------------
     def mark(self, text: str, time: float | None = None) -> None:

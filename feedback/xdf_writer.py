@@ -400,7 +400,8 @@ class XdfWriter:
         ValueError
             If the shapes do not match the stream or the stream holds strings.
         """
-        self._check_open()
+        if self._closed:
+            self._check_open()
         st = self._streams.get(stream_id) or self._state(stream_id)
         record = st.record
         if record is None:
@@ -430,13 +431,16 @@ class XdfWriter:
         w_n = 1 if n <= 0xFF else 4 if n <= 0xFFFFFFFF else 8
         length = 7 + w_n + size  # tag, StreamId, varlen n, samples
         w_len = 1 if length <= 0xFF else 4 if length <= 0xFFFFFFFF else 8
-        self._buffer += _SAMPLES_HEADS[w_len, w_n].pack(w_len, length, TAG_SAMPLES, stream_id, w_n, n)
-        self._buffer += st.scratch_bytes[:size]
+        buffer = self._buffer
+        buffer += _SAMPLES_HEADS[w_len, w_n].pack(w_len, length, TAG_SAMPLES, stream_id, w_n, n)
+        buffer += st.scratch_bytes[:size]
         if st.n_samples == 0:
             st.first_time = float(t[0])
         st.last_time = float(t[-1])
         st.n_samples += n
-        self._maybe_flush()
+        now = self._wall()  # self._maybe_flush(), inline
+        if len(buffer) >= self._max_buffer or now - self._last_flush >= self._flush_interval_s:
+            self._flush_due(now)
 
     def write_strings(
         self, stream_id: int, values: Sequence[str] | Sequence[Sequence[str]], times: ArrayLike
@@ -569,6 +573,10 @@ class XdfWriter:
     def _maybe_flush(self) -> None:
         now = self._wall()
         if len(self._buffer) >= self._max_buffer or now - self._last_flush >= self._flush_interval_s:
-            if now - self._last_boundary >= self._boundary_interval_s:
-                self.write_boundary()
-            self.flush()
+            self._flush_due(now)
+
+    def _flush_due(self, now: float) -> None:
+        """Flush (after a Boundary chunk when one is due): the buffer is full or old at ``now``."""
+        if now - self._last_boundary >= self._boundary_interval_s:
+            self.write_boundary()
+        self.flush()

@@ -23,7 +23,6 @@ patient's breathing is what was recorded.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -34,18 +33,13 @@ import numpy as np
 
 from adaptive.errors import SensorError
 from adaptive.records import Marker, Recording
-from adaptive.types import Chunk, FloatArray, SourceStatus, StreamSpec
+from adaptive.types import Chunk, FloatArray, SignalKind, SourceStatus, StreamSpec
 
 from .readers import read_recording
 
 __all__ = ["ReplaySource"]
 
 logger = logging.getLogger(__name__)
-
-
-#: Chunk's fields as this module fills them without re-validation (see ``_chunk``).
-_CHUNK_FIELDS = ("kind", "data", "times", "sfreq", "ch_names")
-_FAST_CHUNKS = tuple(f.name for f in dataclasses.fields(Chunk)) == _CHUNK_FIELDS
 
 
 @dataclass(slots=True)
@@ -56,6 +50,11 @@ class _Cursor:
     trusted: bool
     next: int = 0
     next_time: float = math.inf
+    sfreq: float = 0.0  # float(spec.sfreq), once
+
+
+#: Chunk without re-validation (its caller guarantees what ``Chunk.__init__`` checks).
+_trusted_chunk = Chunk._trusted
 
 
 def _chunk(c: _Cursor, lo: int, hi: int) -> Chunk:
@@ -63,20 +62,16 @@ def _chunk(c: _Cursor, lo: int, hi: int) -> Chunk:
 
     ``Chunk.__init__`` copies and re-checks its arrays (about 70 us per chunk, most of the cost
     of a replay at 0.1-s steps).  The recorded arrays were checked once by ``RecordedStream``
-    (float64, finite strictly increasing times, shapes), so the chunk is filled directly with a
-    read-only contiguous copy of the data and a read-only view of the times.  If ``Chunk``
-    changes its fields, the validating constructor is used instead.
+    (float64, finite strictly increasing times, shapes), so the chunk is built by
+    ``Chunk._trusted`` from a read-only contiguous copy of the data and a read-only view of the
+    times.
     """
     spec = c.spec
-    if not (_FAST_CHUNKS and c.trusted):
+    if not c.trusted:
         return Chunk(spec.kind, c.data[:, lo:hi], c.times[lo:hi], spec.sfreq, spec.ch_names)
     data = np.ascontiguousarray(c.data[:, lo:hi])
     data.flags.writeable = False
-    chunk = object.__new__(Chunk)
-    values = (spec.kind, data, c.times[lo:hi], float(spec.sfreq), spec.ch_names)
-    for name, value in zip(_CHUNK_FIELDS, values):
-        object.__setattr__(chunk, name, value)
-    return chunk
+    return _trusted_chunk(spec.kind, data, c.times[lo:hi], c.sfreq, spec.ch_names)
 
 
 class ReplaySource:
@@ -149,8 +144,16 @@ class ReplaySource:
         for s in streams:
             times = s.times - self._origin if self._origin != 0.0 else s.times
             times.flags.writeable = False
-            trusted = bool(np.all(np.diff(times) > 0)) and len(s.spec.ch_names) == s.data.shape[0]
-            self._cursors.append(_Cursor(s.spec, s.data, times, trusted, 0, float(times[0])))
+            trusted = (
+                bool(np.all(np.diff(times) > 0))
+                and len(s.spec.ch_names) == s.data.shape[0]
+                and isinstance(s.spec.ch_names, tuple)
+                and isinstance(s.spec.kind, SignalKind)
+                and s.data.dtype == np.float64
+                and not s.data.flags.writeable
+            )
+            self._cursors.append(_Cursor(s.spec, s.data, times, trusted, 0, float(times[0]), float(s.spec.sfreq)))
+        self._n_exhausted = 0  # cursors whose every sample has been returned
         self._end = max(float(c.times[-1]) for c in self._cursors)
         self._start_time = min(float(c.times[0]) for c in self._cursors)
         self._status = SourceStatus.IDLE
@@ -168,7 +171,7 @@ class ReplaySource:
         """IDLE, STREAMING, SIGNAL_LOST (recorded gap) or STOPPED (all data returned, or stopped)."""
         if self._status is not SourceStatus.STREAMING:
             return self._status
-        if self.finished:
+        if self._n_exhausted == len(self._cursors):  # self.finished, kept up to date by poll()
             return SourceStatus.STOPPED
         if math.isfinite(self._last_now) and self._last_now > self._start_time:
             newest = self._emitted_to if math.isfinite(self._emitted_to) else self._start_time
@@ -225,15 +228,23 @@ class ReplaySource:
             )
         self._last_now = now
         out: list[Chunk] = []
+        chunk_s = self._chunk_s
         for c in self._cursors:
             if c.next_time > now:  # nothing due (or the stream is exhausted: next_time = inf)
                 continue
-            limit = now if self._chunk_s is None else min(now, c.next_time + self._chunk_s)
-            hi = int(np.searchsorted(c.times, limit, side="right"))
+            times = c.times
+            limit = now if chunk_s is None else min(now, c.next_time + chunk_s)
+            hi = int(times.searchsorted(limit, "right"))
             out.append(_chunk(c, c.next, hi))
-            self._emitted_to = max(self._emitted_to, float(c.times[hi - 1]))
+            last = float(times[hi - 1])
+            if last > self._emitted_to:  # max(self._emitted_to, last)
+                self._emitted_to = last
             c.next = hi
-            c.next_time = float(c.times[hi]) if hi < c.times.size else math.inf
+            if hi < times.shape[0]:
+                c.next_time = float(times[hi])
+            else:
+                c.next_time = math.inf
+                self._n_exhausted += 1
         return out
 
     def stop(self) -> None:

@@ -127,3 +127,22 @@ def test_session_refuses_a_name_as_patient_id(tmp_path: Path, capsys: pytest.Cap
     assert main(["session", "--headless", "--patient-id", "Jane Doe", "--out", str(tmp_path)]) == 2
     assert "pseudonymous" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_compare_runs_lists_differences_in_time_order() -> None:
+    from adaptive.types import Estimate, Metric
+    from experiments.replay import compare_runs
+
+    rec = [Estimate(Metric.HR_BPM, 60.0, 1.0, t) for t in (1.0, 2.0, 3.0, 9.0)]
+    rec.append(Estimate(Metric.AROUSAL, float("nan"), 0.5, 2.0))
+    same = [rec[4], *rec[:4]]  # another order, the same estimates (NaN == NaN here)
+    assert compare_runs(rec, same, [], []) == []
+    changed = [Estimate(Metric.HR_BPM, 60.5, 1.0, 3.0), rec[0], Estimate(Metric.IBI_MS, 1.0, 1.0, 1.0), rec[3]]
+    assert compare_runs(rec, changed, [], []) == [
+        "ibi_ms at 1.000 s only in the replay",
+        "arousal at 2.000 s only in the recording",
+        "hr_bpm at 2.000 s only in the recording",
+        "hr_bpm at 3.000 s: recorded 60.0, replayed 60.5",
+    ]
+    # the last second of the shorter run is not compared
+    assert compare_runs(rec, [*rec[:3], rec[4]], [], []) == []  # 3.0 and 9.0: past the cut

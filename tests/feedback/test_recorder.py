@@ -296,6 +296,39 @@ def test_estimate_rows_group_same_time_and_round_trip():
     assert math.isnan(next(e for e in back if e.metric is Metric.RMSSD_MS).value)  # NaN value, present
 
 
+def test_estimate_rows_follow_each_layout_and_refuse_unknown_metrics():
+    from adaptive.records import estimate_rows
+
+    ests = [Estimate(Metric.HR_BPM, 61.0, 0.9, 1.0), Estimate(Metric.AROUSAL, 0.5, 0.7, 1.0)]
+    full = estimate_rows(ests)[1]
+    small = (Metric.AROUSAL, Metric.HR_BPM)  # another layout (the column map is cached per layout)
+    times, rows = estimate_rows(ests, small)
+    assert list(times) == [1.0] and rows.tolist() == [[0.5, 0.7, 61.0, 0.9]]
+    assert estimate_rows(ests)[1].tobytes() == full.tobytes()  # back to the default layout
+    with pytest.raises(ValueError, match="not in the layout"):
+        estimate_rows(ests, (Metric.HR_BPM,))
+    times, rows = estimate_rows([])
+    assert times.shape == (0,) and rows.shape == (0, 2 * len(Metric))
+
+
+def test_estimates_and_decisions_from_rows_edge_cases():
+    from adaptive.records import PACER_CHANNELS, decisions_from_rows, estimates_from_rows
+
+    labels = ["hr_bpm", "hr_bpm_quality", "arousal", "arousal_quality"]
+    rows = np.array([[60.0, 1.5, np.nan, np.nan], [61.0, np.nan, 0.1, -0.2], [62.0, 0.5, 0.2, 0.3]])
+    # qualities clipped to 0..1, NaN quality = absent, rows beyond the times are left out
+    got = [(e.metric, e.value, e.quality, e.time) for e in estimates_from_rows([1.0, 2.0], rows, labels)]
+    assert got == [(Metric.HR_BPM, 60.0, 1.0, 1.0), (Metric.AROUSAL, 0.1, 0.0, 2.0)]
+    pacer = [c.label for c in PACER_CHANNELS]
+    row = [5.5, 0.4, float(STATE_CODES[PacingState.CALM]), 1.0, 0.0, 0.75]
+    (d,) = decisions_from_rows(np.array([3.0]), np.array([row]), pacer)
+    assert (d.time, d.state, d.pace_brpm, d.dose_ready, d.pacer_visible, d.following) == (
+        3.0, PacingState.CALM, 5.5, True, False, 0.75)
+    assert type(d.pace_brpm) is float and type(d.time) is float
+    with pytest.raises(ValueError, match=r"state_code.*got np\.float64\(42\.0\)"):
+        decisions_from_rows(np.array([3.0]), np.array([[*row[:2], 42.0, *row[3:]]]), pacer)
+
+
 @pytest.mark.parametrize("text, kind, value, fields", [
     ("state:slowing reason:matched 5.70 brpm", "state", "slowing", {"reason": "matched 5.70 brpm"}),
     ("alert:hr_high 134 bpm", "alert", "hr_high 134 bpm", {}),
