@@ -732,16 +732,6 @@ def _check_sfreq(sfreq: float, cfg: EegConfig) -> float:
     return sfreq
 
 
-def _slow_deflection(xd: FloatArray, k: int) -> FloatArray:
-    """k-sample moving mean of each (zero-mean) row: shape (n_rows, n - k + 1)."""
-    cs = np.cumsum(xd, axis=-1)
-    lp = np.empty((xd.shape[0], xd.shape[1] - k + 1))
-    lp[:, 0] = cs[:, k - 1]
-    np.subtract(cs[:, k:], cs[:, :-k], out=lp[:, 1:])
-    lp /= k
-    return lp
-
-
 def eeg_features(
     window: FloatArray,
     sfreq: float,
