@@ -356,7 +356,8 @@ class IntervalCleaner:
     " float64[:], float64[:], boolean[:], boolean[:], float64[:], int64, float64, float64)"
 )
 def _clean_beats(  # pragma: no cover - compiled
-    times, corrs, dets, params, last, recent, ring, a_time, a_ibi, a_valid, a_clean, a_det, j0, last_time, max_det
+    times, corrs, dets, params, last, recent, ring,
+    a_time, a_ibi, a_valid, a_clean, a_det, j0, last_time, max_det,
 ):
     """The rules of :class:`IntervalCleaner` over a run of beats, rows written from ``j0`` on.
 
@@ -1075,7 +1076,8 @@ def _search_right(a, v):  # pragma: no cover - compiled
     f" float64, int64, {_RO1}, {_RO1}, float64, {_RO1}, float64[:, :])"
 )
 def _cardiac_hop(  # pragma: no cover - compiled
-    times, ibi_s, clean, raw, flat_run, t_hop, w_hr, w_hrv, min_coverage, min_clean, offsets, tc, tt, window, padded
+    times, ibi_s, clean, raw, flat_run, t_hop, w_hr, w_hrv,
+    min_coverage, min_clean, offsets, tc, tt, window, padded,
 ):
     """The statistics of one :class:`CardiacEstimator` hop, for time-ordered intervals all detected by it.
 
@@ -1439,7 +1441,9 @@ class CardiacEstimator(_BeatHopper):
                 if prep[3] < 0.0:  # (clean times out of order: the numpy form needs the window)
                     i0, i1 = times.searchsorted(t_hop - w_hrv, "right"), times.searchsorted(t_hop, "right")
                     times, ibi, clean = times[i0:i1], ibi[i0:i1], clean[i0:i1]
-                hrv = _hrv_finish(prep, plan, padded, times, ibi, clean, t_hop, w_hrv, cfg)  # type: ignore[arg-type]
+                hrv = _hrv_finish(  # type: ignore[arg-type]
+                    prep, plan, padded, times, ibi, clean, t_hop, w_hrv, cfg
+                )
             else:  # the masks, sharing the common part
                 upto = times <= t_hop
                 upto &= iv.detect_times <= t_hop

@@ -387,7 +387,8 @@ def decisions_from_rows(
         if not isfinite(code) or int(code) not in _STATES_BY_CODE:
             code_item = values[k, index["state_code"]]  # the numpy scalar, as the message shows it
             raise ValueError(
-                f"Invalid value for 'state_code': expected one of {sorted(_STATES_BY_CODE)}, got {code_item!r}."
+                f"Invalid value for 'state_code': expected one of {sorted(_STATES_BY_CODE)}, "
+                f"got {code_item!r}."
             )
         t = decision_times[k]
         events = tuple(by_time.get(t, ()))

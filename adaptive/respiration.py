@@ -887,8 +887,10 @@ def _sos2_pair_pass(sos_a, sos_b, xa, xb, init_a, init_b, reverse):  # pragma: n
     a10, a11, a12, a14, a15 = sos_a[1, 0], sos_a[1, 1], sos_a[1, 2], sos_a[1, 4], sos_a[1, 5]
     b00, b01, b02, b04, b05 = sos_b[0, 0], sos_b[0, 1], sos_b[0, 2], sos_b[0, 4], sos_b[0, 5]
     b10, b11, b12, b14, b15 = sos_b[1, 0], sos_b[1, 1], sos_b[1, 2], sos_b[1, 4], sos_b[1, 5]
-    za00, za01, za10, za11 = sos_a[0, 6] * init_a, sos_a[0, 7] * init_a, sos_a[1, 6] * init_a, sos_a[1, 7] * init_a
-    zb00, zb01, zb10, zb11 = sos_b[0, 6] * init_b, sos_b[0, 7] * init_b, sos_b[1, 6] * init_b, sos_b[1, 7] * init_b
+    za00, za01 = sos_a[0, 6] * init_a, sos_a[0, 7] * init_a
+    za10, za11 = sos_a[1, 6] * init_a, sos_a[1, 7] * init_a
+    zb00, zb01 = sos_b[0, 6] * init_b, sos_b[0, 7] * init_b
+    zb10, zb11 = sos_b[1, 6] * init_b, sos_b[1, 7] * init_b
     m = xa.size
     for k in range(m):
         i = m - 1 - k if reverse else k

@@ -99,7 +99,9 @@ def compare_runs(
     cut = end - 1.0
     # a replay usually matches: check that in one unordered pass, and list the differences in
     # time order only when there are some
-    keys = () if _same_estimates(rec, rep, cut) else sorted(set(rec) | set(rep), key=lambda k: (k[1], k[0].value))
+    keys: list[tuple[Metric, float]] = []
+    if not _same_estimates(rec, rep, cut):
+        keys = sorted(set(rec) | set(rep), key=lambda k: (k[1], k[0].value))
     for key in keys:
         if key[1] > cut:
             continue
@@ -199,7 +201,8 @@ def run_replay(args: argparse.Namespace, out: TextIO) -> int:
               f"{data_s / max(wall, 1e-9):.0f}x real time ({data_s / max(cpu, 1e-9):.0f}x per CPU second)\n")
     all_wall, all_cpu = wall + read_wall, cpu + read_cpu
     out.write(f"with reading the file ({read_wall:.1f} s wall): {all_wall:.1f} s wall, {all_cpu:.1f} s CPU: "
-              f"{data_s / max(all_wall, 1e-9):.0f}x real time ({data_s / max(all_cpu, 1e-9):.0f}x per CPU second)\n")
+              f"{data_s / max(all_wall, 1e-9):.0f}x real time "
+              f"({data_s / max(all_cpu, 1e-9):.0f}x per CPU second)\n")
     out.write(f"{len(kept.items)} estimates, {len(engine.decisions)} decisions, "
               f"{len(log.events)} events written to {recorder.folder}\n")
     if recording.estimates or recording.decisions:

@@ -360,7 +360,8 @@ class SessionRecorder:
             decisions = result.decisions
             if decisions:
                 # np.asarray (in write_numeric) of the rows gives what np.array of them gives
-                write_numeric(self._pacer_id, [decision_row(d) for d in decisions], [d.time for d in decisions])
+                rows = [decision_row(d) for d in decisions]
+                write_numeric(self._pacer_id, rows, [d.time for d in decisions])
                 texts = [e for d in decisions for e in d.events]
                 if texts:
                     stamps = [d.time for d in decisions for _ in d.events]

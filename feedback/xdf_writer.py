@@ -222,7 +222,9 @@ def header_xml(info: XdfStreamInfo) -> bytes:
 #: Heads of Samples chunks: [NumLengthBytes][Length][tag 3][StreamId][NumBytes][NumSamples], by
 #: the widths of Length and NumSamples (see :func:`encode_varlen`).
 _SAMPLES_HEADS = {
-    (w_len, w_n): struct.Struct("<B" + {1: "B", 4: "I", 8: "Q"}[w_len] + "HIB" + {1: "B", 4: "I", 8: "Q"}[w_n])
+    (w_len, w_n): struct.Struct(
+        "<B" + {1: "B", 4: "I", 8: "Q"}[w_len] + "HIB" + {1: "B", 4: "I", 8: "Q"}[w_n]
+    )
     for w_len in (1, 4, 8)
     for w_n in (1, 4, 8)
 }

@@ -449,7 +449,8 @@ def read_xdf(path: str | Path, *, strict: bool = False, rate_tolerance: float = 
     if version is not None:
         return _calmloop_recording(p, header, streams, problems, truncated is not None, version)
     view = memoryview(buf)
-    clean = _MAGIC + b"".join(view[a:b] for a, b in zip(chunks.start[kept].tolist(), chunks.end[kept].tolist()))
+    spans = zip(chunks.start[kept].tolist(), chunks.end[kept].tolist())
+    clean = _MAGIC + b"".join(view[a:b] for a, b in spans)
     return _foreign_xdf_recording(p, header, clean, problems, truncated is not None, rate_tolerance)
 
 

@@ -152,7 +152,8 @@ class ReplaySource:
                 and s.data.dtype == np.float64
                 and not s.data.flags.writeable
             )
-            self._cursors.append(_Cursor(s.spec, s.data, times, trusted, 0, float(times[0]), float(s.spec.sfreq)))
+            cursor = _Cursor(s.spec, s.data, times, trusted, 0, float(times[0]), float(s.spec.sfreq))
+            self._cursors.append(cursor)
         self._n_exhausted = 0  # cursors whose every sample has been returned
         self._end = max(float(c.times[-1]) for c in self._cursors)
         self._start_time = min(float(c.times[0]) for c in self._cursors)

@@ -97,7 +97,9 @@ def run(minutes: float = 60.0, seed: int = 0, *, folder: str | Path | None = Non
     if not (math.isfinite(minutes) and minutes > 0):
         raise ValueError(f"Invalid value for 'minutes': expected a positive number, got {minutes!r}.")
     with contextlib.ExitStack() as stack:
-        root = Path(folder) if folder is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        if folder is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+        root = Path(folder)
         root.mkdir(parents=True, exist_ok=True)
         protocol = _protocol_file(root, minutes)
         code, rec_out, rec_wall, rec_cpu = _cli([
@@ -164,9 +166,10 @@ def to_markdown(r: dict[str, Any]) -> str:
         "| replay | wall s | CPU s | x real time (CPU) |",
         "|---|---:|---:|---:|",
         f"| reading the file | {rp['read_wall_s']:.2f} | | |",
-        f"| processing (source, DSP, controller, recording) | {rp['loop_wall_s']:.2f} | {rp['loop_cpu_s']:.2f} | "
-        f"{rp['x_loop_cpu']:.0f} |",
-        f"| whole command | {rp['command_wall_s']:.2f} | {rp['command_cpu_s']:.2f} | {rp['x_command_cpu']:.0f} |",
+        f"| processing (source, DSP, controller, recording) | {rp['loop_wall_s']:.2f} | "
+        f"{rp['loop_cpu_s']:.2f} | {rp['x_loop_cpu']:.0f} |",
+        f"| whole command | {rp['command_wall_s']:.2f} | {rp['command_cpu_s']:.2f} | "
+        f"{rp['x_command_cpu']:.0f} |",
         "",
         f"Target: the whole command >= {r['target_x']:.0f}x real time: {met}.",
         "",

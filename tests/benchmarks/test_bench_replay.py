@@ -30,7 +30,9 @@ def test_replay_benchmark_records_replays_and_compares(tmp_path: Path) -> None:
     assert "| whole command |" in text and "Identical to the recorded run: yes" in text
 
 
-def test_replay_benchmark_cli_writes_report_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_benchmark_cli_writes_report_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "replay.md"
     assert main(["--minutes", "0.25", "--out", str(out)]) == 0
     assert out.read_text(encoding="utf-8") == capsys.readouterr().out

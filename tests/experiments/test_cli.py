@@ -137,7 +137,9 @@ def test_compare_runs_lists_differences_in_time_order() -> None:
     rec.append(Estimate(Metric.AROUSAL, float("nan"), 0.5, 2.0))
     same = [rec[4], *rec[:4]]  # another order, the same estimates (NaN == NaN here)
     assert compare_runs(rec, same, [], []) == []
-    changed = [Estimate(Metric.HR_BPM, 60.5, 1.0, 3.0), rec[0], Estimate(Metric.IBI_MS, 1.0, 1.0, 1.0), rec[3]]
+    changed = [
+        Estimate(Metric.HR_BPM, 60.5, 1.0, 3.0), rec[0], Estimate(Metric.IBI_MS, 1.0, 1.0, 1.0), rec[3],
+    ]
     assert compare_runs(rec, changed, [], []) == [
         "ibi_ms at 1.000 s only in the replay",
         "arousal at 2.000 s only in the recording",
