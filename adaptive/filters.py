@@ -11,6 +11,10 @@ arguments prepared exactly as scipy prepares them, so the output is bit-identica
 functions (``tests/adaptive/test_filters.py`` checks this).  Those kernels are private to scipy:
 if a scipy release moves them, the imports below fail over to the public functions (same
 numbers, slower).
+
+Compiled code that filters inside its own loops (the pulse detector's front end, the
+respiration windows) uses :func:`_sosfilt_rows`, the same ``sosfilt`` loop as a numba kernel
+(:mod:`adaptive._jit`), bit for bit.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 from scipy.signal import butter, lfilter, sosfilt, sosfilt_zi
 
 from ._checks import check_option, check_positive
+from ._jit import kernel
 from .types import FloatArray
 
 try:  # compiled kernels behind scipy.signal.sosfilt / lfilter (see the module notes)
@@ -160,6 +165,42 @@ def _sosfilt_inplace(sos: FloatArray, x: FloatArray, zi: FloatArray) -> FloatArr
     y, zf = sosfilt(sos, x, axis=-1, zi=np.moveaxis(zi, 0, 1))  # pragma: no cover
     zi[...] = np.moveaxis(zf, 1, 0)  # pragma: no cover
     return np.asarray(y, dtype=np.float64)  # pragma: no cover
+
+
+@kernel("void(float64[:, :], float64[:, :], float64[:, :, :])")
+def _sosfilt_rows(sos, x, zi):  # pragma: no cover - compiled
+    """Filter the rows of ``x`` in place, updating ``zi`` (n_rows, n_sections, 2).
+
+    The loop of scipy's compiled ``sosfilt`` (transposed direct form II), the same operations
+    in the same order: ``scipy.signal.sosfilt(sos, x, zi=...)`` bit for bit.  Two sections
+    (every filter here) keep their coefficients and state in registers.
+    """
+    n_sections = sos.shape[0]
+    for r in range(x.shape[0]):
+        if n_sections == 2:
+            b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+            b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
+            z00, z01, z10, z11 = zi[r, 0, 0], zi[r, 0, 1], zi[r, 1, 0], zi[r, 1, 1]
+            for i in range(x.shape[1]):
+                x_cur = x[r, i]
+                x_new = b00 * x_cur + z00
+                z00 = b01 * x_cur - a01 * x_new + z01
+                z01 = b02 * x_cur - a02 * x_new
+                x_cur = x_new
+                x_new = b10 * x_cur + z10
+                z10 = b11 * x_cur - a11 * x_new + z11
+                z11 = b12 * x_cur - a12 * x_new
+                x[r, i] = x_new
+            zi[r, 0, 0], zi[r, 0, 1], zi[r, 1, 0], zi[r, 1, 1] = z00, z01, z10, z11
+            continue
+        for i in range(x.shape[1]):
+            x_cur = x[r, i]
+            for s in range(n_sections):
+                x_new = sos[s, 0] * x_cur + zi[r, s, 0]
+                zi[r, s, 0] = sos[s, 1] * x_cur - sos[s, 4] * x_new + zi[r, s, 1]
+                zi[r, s, 1] = sos[s, 2] * x_cur - sos[s, 5] * x_new
+                x_cur = x_new
+            x[r, i] = x_cur
 
 
 def _fir_zi(

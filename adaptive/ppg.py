@@ -57,7 +57,7 @@ from scipy.signal import sosfilt_zi
 
 from ._checks import check_chunk, check_option, check_positive
 from ._jit import kernel
-from .filters import SosFilter, design_sos
+from .filters import SosFilter, _sosfilt_rows, design_sos
 from .quality import _pairwise_sum
 from .types import Chunk, FloatArray, SignalKind
 
@@ -626,13 +626,13 @@ def _detect_block(  # pragma: no cover - compiled
     return n_rows
 
 
-@kernel(f"int64(float64[:, :], float64[:, :], {_RO1}, float64[:])")
+@kernel(f"int64(float64[:, :], float64[:, ::1], {_RO1}, float64[::1])")
 def _front_filter(sos, zi, x, out):  # pragma: no cover - compiled
     """``out[:] = sosfilt(sos, x, zi=zi)`` with ``zi`` (n_sections, 2) updated, if ``x`` is all finite.
 
-    The loop of scipy's compiled ``sosfilt`` (transposed direct form II, same operations in the
-    same order: same bits).  Returns the number of non-finite samples of ``x``; if there are
-    any, nothing is filtered (the caller holds them first).
+    The filtering is :func:`adaptive.filters._sosfilt_rows` (scipy's ``sosfilt`` loop: same
+    bits) on ``out`` as one row.  Returns the number of non-finite samples of ``x``; if there
+    are any, nothing is filtered (the caller holds them first).
     """
     n_bad = 0
     for i in range(x.shape[0]):
@@ -640,15 +640,8 @@ def _front_filter(sos, zi, x, out):  # pragma: no cover - compiled
             n_bad += 1
     if n_bad:
         return n_bad
-    n_sec = sos.shape[0]
-    for i in range(x.shape[0]):
-        x_n = x[i]
-        for k in range(n_sec):
-            y = sos[k, 0] * x_n + zi[k, 0]
-            zi[k, 0] = sos[k, 1] * x_n - sos[k, 4] * y + zi[k, 1]
-            zi[k, 1] = sos[k, 2] * x_n - sos[k, 5] * y
-            x_n = y
-        out[i] = x_n
+    out[:] = x
+    _sosfilt_rows(sos, out.reshape((1, out.shape[0])), zi.reshape((1, zi.shape[0], 2)))
     return 0
 
 

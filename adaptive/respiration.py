@@ -96,9 +96,7 @@ from scipy.signal import find_peaks, sosfilt_zi
 
 from ._checks import check_chunk, check_positive, check_range
 from ._jit import kernel
-from ._jit import kernel
-from ._checks import check_chunk, check_positive, check_range
-from .filters import _hold_last_finite, design_sos
+from .filters import _hold_last_finite, _sosfilt_rows, design_sos
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
 from .windows import FixedHopWindows
 
@@ -772,42 +770,6 @@ _BEATS_NONE, _BEATS_OK, _BEATS_TIES = 0, 1, 2  # status of _find_peaks_nb and _b
 _NO_PEAKS = np.zeros(0, dtype=np.int64)
 
 
-@kernel("void(float64[:, :], float64[:, :], float64[:, :, :])")
-def _sosfilt_nb(sos, x, zi):  # pragma: no cover - compiled
-    """Filter the rows of ``x`` in place, updating ``zi`` (n_rows, n_sections, 2).
-
-    The loop of scipy's compiled ``sosfilt`` (transposed direct form II), the same operations
-    in the same order: ``scipy.signal.sosfilt(sos, x, zi=...)`` bit for bit.  Two sections
-    (every filter here) keep their coefficients and state in registers.
-    """
-    n_sections = sos.shape[0]
-    for r in range(x.shape[0]):
-        if n_sections == 2:
-            b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
-            b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
-            z00, z01, z10, z11 = zi[r, 0, 0], zi[r, 0, 1], zi[r, 1, 0], zi[r, 1, 1]
-            for i in range(x.shape[1]):
-                x_cur = x[r, i]
-                x_new = b00 * x_cur + z00
-                z00 = b01 * x_cur - a01 * x_new + z01
-                z01 = b02 * x_cur - a02 * x_new
-                x_cur = x_new
-                x_new = b10 * x_cur + z10
-                z10 = b11 * x_cur - a11 * x_new + z11
-                z11 = b12 * x_cur - a12 * x_new
-                x[r, i] = x_new
-            zi[r, 0, 0], zi[r, 0, 1], zi[r, 1, 0], zi[r, 1, 1] = z00, z01, z10, z11
-            continue
-        for i in range(x.shape[1]):
-            x_cur = x[r, i]
-            for s in range(n_sections):
-                x_new = sos[s, 0] * x_cur + zi[r, s, 0]
-                zi[r, s, 0] = sos[s, 1] * x_cur - sos[s, 4] * x_new + zi[r, s, 1]
-                zi[r, s, 1] = sos[s, 2] * x_cur - sos[s, 5] * x_new
-                x_cur = x_new
-            x[r, i] = x_cur
-
-
 _STACK_ARGS = "float64[:, :], float64[:, :, :], float64[:, :, :], float64[:], boolean, boolean"
 
 
@@ -835,7 +797,7 @@ def _stack_chunk(sos, raw, out, zi, zi_unit, last, init, ppg):  # pragma: no cov
         last[r] = raw[r, n - 1]
         for i in range(n):
             out[r, i] = raw[r, i]
-    _sosfilt_nb(sos, out[:k], zi)
+    _sosfilt_rows(sos, out[:k], zi)
     if ppg:
         for i in range(n):
             out[1, i] = raw[0, i]
@@ -861,12 +823,12 @@ def _filtfilt(sos, zi_unit, x, pad):  # pragma: no cover - compiled
     for i in range(n):
         ext[0, pad + i] = x[i]
     zi = zi_unit * ext[0, 0]
-    _sosfilt_nb(sos, ext, zi)
+    _sosfilt_rows(sos, ext, zi)
     rev = np.empty((1, m))
     for i in range(m):
         rev[0, i] = ext[0, m - 1 - i]
     zi = zi_unit * rev[0, 0]
-    _sosfilt_nb(sos, rev, zi)
+    _sosfilt_rows(sos, rev, zi)
     out = np.empty(n)
     for i in range(n):
         out[i] = rev[0, m - 1 - pad - i]
@@ -877,7 +839,7 @@ def _filtfilt(sos, zi_unit, x, pad):  # pragma: no cover - compiled
 def _sos2_pair_pass(sos_a, sos_b, xa, xb, init_a, init_b, reverse):  # pragma: no cover - compiled
     """One pass of two 2-section filters over ``xa`` and ``xb`` (in place), interleaved.
 
-    Per filter, :func:`_sosfilt_nb`'s two-section loop (the same operations in the same
+    Per filter, :func:`_sosfilt_rows`'s two-section loop (the same operations in the same
     order, so bit for bit) from the state ``zi_unit * init``, where ``zi_unit`` is in
     ``sos[:, 6:8]`` (see :func:`_filtfilt_pair`); ``reverse`` runs from the last sample to
     the first.  The two recursions are independent: one loop lets the processor overlap

@@ -574,7 +574,8 @@ def test_paired_zero_phase_filters_equal_the_single_kernel() -> None:
 def test_sosfilt_and_interp_kernels_equal_scipy_numpy() -> None:
     from scipy.signal import butter, sosfilt, sosfiltfilt
 
-    from adaptive.respiration import _filtfilt, _interp_nb, _sosfilt_nb
+    from adaptive.filters import _sosfilt_rows
+    from adaptive.respiration import _filtfilt, _interp_nb
 
     rng = np.random.default_rng(2)
     for order in (1, 2, 4, 8):  # 2 sections take the register path
@@ -583,7 +584,7 @@ def test_sosfilt_and_interp_kernels_equal_scipy_numpy() -> None:
         zi = rng.normal(size=(sos.shape[0], 3, 2))
         y, zf = sosfilt(sos, x, zi=zi)
         got, z = x.copy(), np.ascontiguousarray(zi.transpose(1, 0, 2))
-        _sosfilt_nb(sos, got, z)
+        _sosfilt_rows(sos, got, z)
         assert_array_equal(got, y)
         assert_array_equal(z, zf.transpose(1, 0, 2))
     from scipy.signal import sosfilt_zi
