@@ -69,6 +69,7 @@ from numpy.typing import NDArray
 
 from ._checks import check_chunk, check_option, check_positive, check_range
 from ._jit import kernel
+from ._kernels import _interp_nb
 from .ppg import Beats, PulseConfig, PulseDetector, ppg_beats, ppg_peaks
 from .quality import _last_n, _pairwise_sum, _ppg_quality_finite, _Tail, ppg_window_quality
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
@@ -951,28 +952,12 @@ def _hrv_prepare(  # pragma: no cover - compiled
             k += 1
     ibi_c = tmp[:n_c]
     m = offsets.shape[0]
-    rows = np.empty((2, m))
-    j = 0
+    grid = np.empty(m)
     for i in range(m):
-        g = t_end - offsets[i]
-        # np.interp: the segment xp[j] <= g < xp[j + 1] (edges: the end values)
-        while j < n_c - 1 and xp[j + 1] <= g:
-            j += 1
-        for r in range(2):
-            if g < xp[0]:
-                v = ibi_c[0] * 1000.0 if r == 0 else 60.0 / ibi_c[0]
-            elif j >= n_c - 1 or g == xp[j]:
-                v = ibi_c[j] * 1000.0 if r == 0 else 60.0 / ibi_c[j]
-            else:
-                y0 = ibi_c[j] * 1000.0 if r == 0 else 60.0 / ibi_c[j]
-                y1 = ibi_c[j + 1] * 1000.0 if r == 0 else 60.0 / ibi_c[j + 1]
-                slope = (y1 - y0) / (xp[j + 1] - xp[j])
-                v = slope * (g - xp[j]) + y0
-                if v != v:  # numpy: if NaN one way, try from the other end
-                    v = slope * (g - xp[j + 1]) + y1
-                    if v != v and y0 == y1:
-                        v = y0
-            rows[r, i] = v
+        grid[i] = t_end - offsets[i]
+    rows = np.empty((2, m))
+    rows[0] = _interp_nb(grid, xp, ibi_c * 1000.0)
+    rows[1] = _interp_nb(grid, xp, 60.0 / ibi_c)
     # = _periodogram's detrend and window: mean (pairwise sum / n), least-squares slope
     # (xc @ tc / tt, summed in another order than BLAS), xd * window
     for r in range(2):

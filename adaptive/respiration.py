@@ -96,6 +96,7 @@ from scipy.signal import find_peaks, sosfilt_zi
 
 from ._checks import check_chunk, check_positive, check_range
 from ._jit import kernel
+from ._kernels import _interp_nb
 from .filters import _hold_last_finite, _sosfilt_rows, design_sos
 from .types import Chunk, Estimate, FloatArray, Metric, SignalKind
 from .windows import FixedHopWindows
@@ -1191,34 +1192,6 @@ def _beat_series(c, x, bad, clean, fw, t0, distance, half, use_selected, selecte
     if n_ok < 4:
         return none
     return (_BEATS_OK, t_b, ibi, am, bw, ok, _median_nb(ibi[ok]))
-
-
-@kernel(f"float64[:]({_READONLY_1D}, {_READONLY_1D}, {_READONLY_1D})")  # window views too
-def _interp_nb(x, xp, fp):  # pragma: no cover - compiled
-    """``np.interp(x, xp, fp)`` for ascending ``x`` and ``xp`` (numpy's formula and edge rules)."""
-    n, m = x.size, xp.size
-    out = np.empty(n)
-    j = 0  # the last index with xp[j] <= x (walks forward: x ascending)
-    for i in range(n):
-        v = x[i]
-        if math.isnan(v):
-            out[i] = v
-            continue
-        while j + 1 < m and xp[j + 1] <= v:
-            j += 1
-        if v < xp[0]:
-            out[i] = fp[0]
-        elif j >= m - 1 or xp[j] == v:
-            out[i] = fp[j]
-        else:
-            slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
-            y = slope * (v - xp[j]) + fp[j]
-            if math.isnan(y):  # numpy: try from the other end
-                y = slope * (v - xp[j + 1]) + fp[j + 1]
-                if math.isnan(y) and fp[j] == fp[j + 1]:
-                    y = fp[j]
-            out[i] = y
-    return out
 
 
 _BEAT_SERIES = ("bw", "am", "fm")  # the series of _beat_rows, by code

@@ -574,8 +574,9 @@ def test_paired_zero_phase_filters_equal_the_single_kernel() -> None:
 def test_sosfilt_and_interp_kernels_equal_scipy_numpy() -> None:
     from scipy.signal import butter, sosfilt, sosfiltfilt
 
+    from adaptive._kernels import _interp_nb
     from adaptive.filters import _sosfilt_rows
-    from adaptive.respiration import _filtfilt, _interp_nb
+    from adaptive.respiration import _filtfilt
 
     rng = np.random.default_rng(2)
     for order in (1, 2, 4, 8):  # 2 sections take the register path
